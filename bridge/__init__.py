@@ -1,0 +1,1 @@
+"""The eventbridge service: consume the event log, decode, route to rooms, deliver to browsers."""

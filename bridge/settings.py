@@ -1,0 +1,99 @@
+"""The one typed settings object, read from `EVENTBRIDGE_*` environment variables and CLI options."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_AGE = re.compile(r"^[0-9]+[YMDhms]$")
+
+
+class Settings(BaseSettings):
+    """Every setting of the bridge; each is also the environment variable `EVENTBRIDGE_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="EVENTBRIDGE_", extra="ignore", frozen=True)
+
+    amqp_url: str = Field(DEFAULT_AMQP_URL, description="RabbitMQ URL (AMQP 0.9.1).")
+    prefix: str = Field(
+        "eventbridge",
+        description="Topology prefix: names the exchange, the log stream and the dead-letter queue.",
+    )
+    host: str = Field("127.0.0.1", description="Address the HTTP/WebSocket server binds to.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the HTTP/WebSocket server binds to.")
+
+    log_max_age: str = Field(
+        "7D",
+        description="Retention of the event log by age (RabbitMQ x-max-age: a number and one of "
+        "Y M D h m s).",
+    )
+    log_max_bytes: int = Field(
+        1_000_000_000, ge=1, description="Retention of the event log by size, in bytes."
+    )
+    log_segment_bytes: int = Field(
+        8_000_000,
+        ge=4096,
+        description="Size of one log segment; retention removes whole segments.",
+    )
+    max_message_bytes: int = Field(
+        65_536, ge=256, description="Largest accepted event body; larger ones are dead-lettered."
+    )
+    consumer_prefetch: int = Field(
+        500, ge=10, le=10_000, description="Unacknowledged log messages in flight to the bridge."
+    )
+    outbox_size: int = Field(
+        2_000,
+        ge=10,
+        description="Events queued for one client connection before it is disconnected as slow.",
+    )
+    publish_timeout: float = Field(
+        10.0, gt=0, description="Seconds to wait for the broker to confirm one publish."
+    )
+    startup_timeout: float = Field(
+        30.0,
+        ge=0,
+        description="Seconds to keep retrying the broker at start-up before giving up.",
+    )
+    shutdown_timeout: float = Field(
+        5.0, gt=0, description="Seconds allowed for a graceful shutdown after SIGTERM."
+    )
+    dead_letter_writer: bool = Field(
+        True,
+        description="Whether this replica writes invalid messages to the dead-letter queue. With "
+        "several replicas, enable it on one so each invalid message is dead-lettered once.",
+    )
+    ws_compression: bool = Field(
+        False,
+        description="Offer permessage-deflate on WebSocket connections (costs CPU per delivery).",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Log level of the service."
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX.match(value):
+            raise ValueError(
+                "must be 1-64 characters of letters, digits, '_', '-' or '.', starting with a "
+                "letter or digit"
+            )
+        return value
+
+    @field_validator("log_max_age")
+    @classmethod
+    def _check_age(cls, value: str) -> str:
+        if not _AGE.match(value):
+            raise ValueError("must be a number followed by one of Y M D h m s, e.g. '7D' or '12h'")
+        return value
+
+    @field_validator("amqp_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
