@@ -5,6 +5,8 @@
    └─ "#" → <prefix>.log      stream: the durable, ordered, replayable event log
 <prefix>.dead-letters  classic queue, durable            ← invalid messages, with reason headers
 <prefix>.epoch         classic queue, durable, length 1  ← the log's current epoch
+<prefix>.checkpoint    classic queue, durable, length 1  ← offset up to which invalid messages
+                                                            were dead-lettered
 ```
 """
 
@@ -45,6 +47,11 @@ class Names:
         """The one-message queue that names the log's current epoch."""
         return f"{self.prefix}.epoch"
 
+    @property
+    def checkpoint(self) -> str:
+        """The one-message queue that records how far dead-lettering got."""
+        return f"{self.prefix}.checkpoint"
+
 
 def log_arguments(settings: Settings) -> dict[str, aio_pika.abc.FieldValue]:
     """The arguments the log stream is declared with."""
@@ -56,7 +63,7 @@ def log_arguments(settings: Settings) -> dict[str, aio_pika.abc.FieldValue]:
     }
 
 
-EPOCH_ARGUMENTS: dict[str, aio_pika.abc.FieldValue] = {
+SINGLE_VALUE_ARGUMENTS: dict[str, aio_pika.abc.FieldValue] = {
     "x-max-length": 1,
     "x-overflow": "drop-head",
 }
@@ -100,5 +107,6 @@ async def declare(connection: aio_pika.abc.AbstractConnection, settings: Setting
         log = await channel.declare_queue(names.log, passive=True)
     await log.bind(exchange, routing_key="#")
     dead_letters = await channel.declare_queue(names.dead_letters, durable=True)
-    await channel.declare_queue(names.epoch, durable=True, arguments=EPOCH_ARGUMENTS)
+    for single in (names.epoch, names.checkpoint):
+        await channel.declare_queue(single, durable=True, arguments=SINGLE_VALUE_ARGUMENTS)
     return Topology(exchange, log, dead_letters, log_created)

@@ -1,0 +1,40 @@
+"""The ASGI application: FastAPI (HTTP and native WebSocket) wrapped by the Socket.IO app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import socketio  # type: ignore[import-untyped]
+from fastapi import FastAPI
+
+from bridge.health import health_routes
+from bridge.service import BridgeService
+from bridge.subscriptions import Subscriptions
+from bridge.transports.socketio import SocketIOTransport
+from bridge.transports.websocket import WebSocketHandler, websocket_routes
+
+
+def create_app(service: BridgeService) -> Any:
+    """Build the ASGI app around a started `BridgeService`.
+
+    The service is started before the HTTP server (so a broker problem stops start-up with one
+    clear sentence); the app's lifespan closes the service's client connections at shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await service.close()
+
+    subscriptions = Subscriptions(service)
+    api = FastAPI(
+        title="eventbridge",
+        summary="RabbitMQ events to Socket.IO and WebSocket rooms",
+        lifespan=lifespan,
+    )
+    api.include_router(health_routes(service))
+    api.include_router(websocket_routes(WebSocketHandler(service, subscriptions)))
+    sio = SocketIOTransport(service, subscriptions)
+    return socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")

@@ -1,0 +1,1 @@
+"""The `eventbridge` command line: serve, publish, demo."""

@@ -1,0 +1,77 @@
+"""Options shared by sub-commands, and turning them into `Settings`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from pydantic import ValidationError
+
+from bridge.settings import Settings
+
+BROKER_OPTIONS = ("amqp_url", "prefix")
+SERVER_OPTIONS = ("host", "port", "log_level")
+
+
+def add_broker_options(parser: argparse.ArgumentParser) -> None:
+    """--amqp-url and --prefix."""
+    fields = Settings.model_fields
+    parser.add_argument(
+        "--amqp-url",
+        help=f"{fields['amqp_url'].description} [env EVENTBRIDGE_AMQP_URL; default "
+        f"{fields['amqp_url'].default}]",
+    )
+    parser.add_argument(
+        "--prefix",
+        help=f"{fields['prefix'].description} [env EVENTBRIDGE_PREFIX; default "
+        f"{fields['prefix'].default}]",
+    )
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """--host, --port and --log-level."""
+    fields = Settings.model_fields
+    parser.add_argument(
+        "--host", help=f"{fields['host'].description} [env EVENTBRIDGE_HOST; default 127.0.0.1]"
+    )
+    parser.add_argument(
+        "--port", type=int, help=f"{fields['port'].description} [env EVENTBRIDGE_PORT; default 8000]"
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        help="Log level [env EVENTBRIDGE_LOG_LEVEL; default info]",
+    )
+
+
+def settings_from(args: argparse.Namespace, names: tuple[str, ...]) -> Settings:
+    """Build the settings: environment first, then the options given on the command line.
+
+    Exits with status 2 and one line per problem when a setting is invalid.
+    """
+    overrides: dict[str, Any] = {
+        name: getattr(args, name) for name in names if getattr(args, name, None) is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            name = ".".join(str(part) for part in error["loc"])
+            print(
+                f"eventbridge: invalid setting {name} (EVENTBRIDGE_{name.upper()}): {error['msg']}",
+                file=sys.stderr,
+            )
+        raise SystemExit(2) from None
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr with timestamps; keep libraries that log payloads quiet."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("aio_pika", "aiormq", "engineio", "socketio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -1,0 +1,83 @@
+"""`eventbridge serve`: run the bridge until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from typing import Any
+
+import uvicorn
+
+from bridge.app import create_app
+from bridge.cli.options import (
+    BROKER_OPTIONS,
+    SERVER_OPTIONS,
+    add_broker_options,
+    add_server_options,
+    configure_logging,
+    settings_from,
+)
+from bridge.errors import EventBridgeError
+from bridge.service import BridgeService
+from bridge.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def add_parser(commands: Any, name: str) -> None:
+    """Register the sub-command."""
+    parser = commands.add_parser(
+        name,
+        help="run the bridge service",
+        description="Run the bridge: consume the event log and serve Socket.IO at /socket.io/, "
+        "WebSocket at /ws, /health and /ready. Stops gracefully on SIGTERM or Ctrl-C.",
+    )
+    add_broker_options(parser)
+    add_server_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
+    """The HTTP server's configuration for the bridge."""
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,  # access logs would print query strings verbatim
+        ws_per_message_deflate=settings.ws_compression,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout),
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Start the service, then the HTTP server; return after a graceful shutdown."""
+    async with BridgeService(settings) as service:
+        server = uvicorn.Server(uvicorn_config(create_app(service), settings))
+        # uvicorn re-raises the signal it handled once it has stopped; this handler swallows
+        # that so the service below still closes the broker connection in order.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        await server.serve()
+        if not server.started:
+            raise EventBridgeError(
+                f"could not listen on {settings.host}:{settings.port}; is the port in use?"
+            )
+    logger.info("eventbridge stopped")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `eventbridge serve`."""
+    settings = settings_from(args, BROKER_OPTIONS + SERVER_OPTIONS)
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except EventBridgeError as exc:
+        print(f"eventbridge: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0

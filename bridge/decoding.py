@@ -1,0 +1,147 @@
+"""Decoding: one log message → a validated `Event`, or a `DeadLetter` saying why not.
+
+This is the one place that decides a message's fate: every reason it can be refused is a
+`DeadLetterReason`, and the frames every client receives are encoded here, once per event.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.envelope import Envelope
+from schemas.events import EVENT_MODELS, socketio_event_name
+from schemas.routing import RoutingKeyError, parse_routing_key, rooms_for
+
+
+class DeadLetterReason(StrEnum):
+    """Why a message was refused; sent as the `x-eventbridge-reason` header."""
+
+    INVALID_JSON = "invalid_json"
+    INVALID_ENVELOPE = "invalid_envelope"
+    UNKNOWN_TYPE = "unknown_type"
+    INVALID_DATA = "invalid_data"
+    ROUTING_KEY_MISMATCH = "routing_key_mismatch"
+    TOO_LARGE = "too_large"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that is not a valid event, and the sentence that says why."""
+
+    reason: DeadLetterReason
+    error: str
+
+
+@dataclass(slots=True)
+class Event:
+    """A validated event at its place in the log, ready to deliver.
+
+    The payload (envelope plus `offset`) is encoded once here, for both transports, never per
+    recipient.
+    """
+
+    offset: int
+    id: str
+    type: str
+    project_id: str | None
+    rooms: tuple[str, ...]
+    payload: dict[str, Any]
+    data: dict[str, Any]
+    replayed: bool = False
+    _json: str | None = field(default=None, repr=False)
+    _socketio: str | None = field(default=None, repr=False)
+
+    @property
+    def json_frame(self) -> str:
+        """The native-WebSocket text frame: the envelope plus `offset`."""
+        if self._json is None:
+            self._json = json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
+        return self._json
+
+    @property
+    def socketio_frame(self) -> str:
+        """The Socket.IO EVENT packet (Engine.IO message) for this event, ready to write."""
+        if self._socketio is None:
+            name = json.dumps(socketio_event_name(self.type))
+            self._socketio = f"2[{name},{self.json_frame}]"
+        return self._socketio
+
+
+def first_error(exc: ValidationError) -> str:
+    """Describe the first problem of a validation error in one line: `where: what`."""
+    error = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in error["loc"]) or "(root)"
+    return f"{where}: {error['msg']}"
+
+
+def decode(body: bytes, routing_key: str, offset: int, *, max_bytes: int) -> Event | DeadLetter:
+    """Decode and validate one message from the log.
+
+    Args:
+        body: the raw message body.
+        routing_key: the key it was published with.
+        offset: its position in the log.
+        max_bytes: the largest body accepted.
+
+    Returns:
+        The event, ready to route, or the reason it must be dead-lettered.
+    """
+    if len(body) > max_bytes:
+        return DeadLetter(
+            DeadLetterReason.TOO_LARGE,
+            f"the body is {len(body)} bytes; the limit is {max_bytes} bytes",
+        )
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return DeadLetter(DeadLetterReason.INVALID_JSON, f"the body is not UTF-8 JSON: {exc}")
+    if not isinstance(raw, dict):
+        return DeadLetter(
+            DeadLetterReason.INVALID_ENVELOPE,
+            f"the body must be a JSON object, not {type(raw).__name__}",
+        )
+    try:
+        envelope = Envelope.model_validate(raw)
+    except ValidationError as exc:
+        return DeadLetter(
+            DeadLetterReason.INVALID_ENVELOPE, f"the envelope is invalid: {first_error(exc)}"
+        )
+    model = EVENT_MODELS.get(envelope.type)
+    if model is None:
+        known = ", ".join(sorted(EVENT_MODELS))
+        return DeadLetter(
+            DeadLetterReason.UNKNOWN_TYPE,
+            f"event type {envelope.type!r} is not one of: {known}",
+        )
+    try:
+        model.model_validate(envelope.data)
+    except ValidationError as exc:
+        return DeadLetter(
+            DeadLetterReason.INVALID_DATA,
+            f"data of a {envelope.type} event is invalid: {first_error(exc)}",
+        )
+    try:
+        key_project, key_type = parse_routing_key(routing_key)
+    except RoutingKeyError as exc:
+        return DeadLetter(DeadLetterReason.ROUTING_KEY_MISMATCH, str(exc))
+    if key_project != envelope.project_id or key_type != envelope.type:
+        return DeadLetter(
+            DeadLetterReason.ROUTING_KEY_MISMATCH,
+            f"routing key {routing_key!r} does not match the envelope "
+            f"(type {envelope.type!r}, project_id {envelope.project_id!r})",
+        )
+    raw["offset"] = offset
+    return Event(
+        offset=offset,
+        id=envelope.id,
+        type=envelope.type,
+        project_id=envelope.project_id,
+        rooms=rooms_for(envelope.type, envelope.project_id),
+        payload=raw,
+        data=raw["data"],
+    )

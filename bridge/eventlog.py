@@ -1,0 +1,143 @@
+"""The durable event log: a RabbitMQ stream, read in order by offset.
+
+Besides producers' events, the bridge appends *markers* straight into the stream (never through
+the exchange, so plain consumers never see them): a sync marker tells a reader it has caught up
+with everything published before it started. Every reader skips markers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+logger = logging.getLogger(__name__)
+
+MARKER_HEADER = "x-eventbridge-marker"
+SYNC_ID_HEADER = "x-eventbridge-sync-id"
+OFFSET_HEADER = "x-stream-offset"
+ACK_BATCH = 64
+
+OffsetSpec = int | datetime | str
+"""Where reading starts: an offset, a timestamp, or one of `first`, `last`, `next`."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One message of the log and its offset."""
+
+    offset: int
+    message: AbstractIncomingMessage
+
+    @property
+    def marker(self) -> str | None:
+        """The marker kind if the bridge wrote this record for itself, else None."""
+        value = (self.message.headers or {}).get(MARKER_HEADER)
+        return str(value) if value is not None else None
+
+
+class LogReader:
+    """Reads the log stream in order from a starting point, on its own channel.
+
+    Use as an async context manager; `next()` returns records in log order and `None` once the
+    channel closed (broker gone, stream deleted). Call `done()` after handling each record: acks
+    are credit for the stream, sent in batches, so at most `prefetch` records are in memory.
+    """
+
+    def __init__(
+        self,
+        connection: aio_pika.abc.AbstractConnection,
+        log_name: str,
+        start: OffsetSpec,
+        *,
+        prefetch: int,
+    ) -> None:
+        self._connection = connection
+        self._log_name = log_name
+        self._start = start
+        self._prefetch = prefetch
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._channel: AbstractChannel | None = None
+        self._unacked = 0
+        self._last: AbstractIncomingMessage | None = None
+
+    async def __aenter__(self) -> LogReader:
+        self._channel = await self._connection.channel()
+        self._channel.close_callbacks.add(self._on_close)
+        await self._channel.set_qos(prefetch_count=self._prefetch)
+        queue = await self._channel.get_queue(self._log_name, ensure=False)
+        await queue.consume(self._on_message, arguments={"x-stream-offset": self._start})
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            try:
+                await self._channel.close()
+            except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
+                logger.debug("log reader channel was already closing", exc_info=True)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # Runs without suspending, so records are queued in delivery order.
+        self._inbox.put_nowait(message)
+
+    def _on_close(self, *_: Any) -> None:
+        self._inbox.put_nowait(None)
+
+    async def next(self, timeout: float | None = None) -> LogRecord | None:
+        """Return the next record, or None once the channel has closed.
+
+        Raises:
+            TimeoutError: nothing arrived within `timeout` seconds.
+        """
+        if timeout is None:
+            message = await self._inbox.get()
+        else:
+            message = await asyncio.wait_for(self._inbox.get(), timeout)
+        if message is None:
+            self._inbox.put_nowait(None)  # stay closed for later calls
+            return None
+        offset = (message.headers or {}).get(OFFSET_HEADER)
+        if not isinstance(offset, int):
+            raise RuntimeError(f"{self._log_name} delivered a message without a stream offset")
+        return LogRecord(offset, message)
+
+    async def done(self, record: LogRecord) -> None:
+        """Acknowledge handled records in batches, keeping the stream's credit flowing."""
+        self._unacked += 1
+        self._last = record.message
+        if self._unacked >= ACK_BATCH or self._inbox.empty():
+            await self.flush_acks()
+
+    async def flush_acks(self) -> None:
+        """Acknowledge every record handled so far."""
+        if self._last is not None and self._channel is not None and not self._channel.is_closed:
+            await self._last.ack(multiple=True)
+        self._last = None
+        self._unacked = 0
+
+
+async def append_sync_marker(channel: AbstractChannel, log_name: str) -> str:
+    """Append a sync marker to the log (with a publisher confirm) and return its id.
+
+    A reader that meets this marker has seen everything published before this call.
+    """
+    sync_id = uuid.uuid4().hex
+    message = aio_pika.Message(
+        b"",
+        headers={MARKER_HEADER: "sync", SYNC_ID_HEADER: sync_id},
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    await channel.default_exchange.publish(message, routing_key=log_name, timeout=10)
+    return sync_id

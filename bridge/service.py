@@ -1,0 +1,263 @@
+"""The bridge service: tail the log, decode, route to rooms — and stay connected.
+
+One supervisor task owns the broker connection. Each *session* (one connection's lifetime):
+declares the topology, learns the log's epoch, appends a sync marker, then reads the log in
+order from where the last session stopped. Records up to the newest offset already handled are
+history (only checked for dead letters); newer ones are routed live. When the connection drops,
+the session ends and the supervisor reconnects with backoff; clients stay connected meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractConnection
+
+from bridge import broker, logmeta, topology
+from bridge.decoding import DeadLetter, decode
+from bridge.deadletters import DeadLetterWriter
+from bridge.errors import BrokerUnavailableError, RequestError, TopologyError
+from bridge.eventlog import SYNC_ID_HEADER, LogReader, LogRecord, OffsetSpec, append_sync_marker
+from bridge.rooms import Rooms
+from bridge.settings import Settings
+from producers import EventPublisher, PublishError
+
+logger = logging.getLogger(__name__)
+
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
+
+
+class BridgeService:
+    """The running bridge, independent of any HTTP server; an async context manager.
+
+    Entering it connects (retrying up to `settings.startup_timeout`), declares the topology and
+    returns once the log is being consumed live; leaving it stops consuming, closes every client
+    connection and then the broker connection.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.names = topology.Names(settings.prefix)
+        self.rooms = Rooms()
+        self.epoch = ""
+        self.head = -1
+        """The newest log offset this bridge has handled."""
+        self.events_routed = 0
+        self.dead_lettered = 0
+        self._checked: int | None = None
+        self._connected = False
+        self._synced = asyncio.Event()
+        self._publisher: EventPublisher | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._startup: asyncio.Future[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> BridgeService:
+        connection = await broker.connect_with_retry(
+            self.settings.amqp_url, "bridge", within=self.settings.startup_timeout
+        )
+        self._startup = asyncio.get_running_loop().create_future()
+        self._supervisor = asyncio.create_task(self._supervise(connection), name="log-supervisor")
+        try:
+            await self._startup
+        except BaseException:
+            await self.close()
+            raise
+        logger.info(
+            "bridge ready: consuming %s (epoch %s) at offset %d", self.names.log, self.epoch, self.head
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Shut down in order; safe to call more than once."""
+        # 1. Stop consuming the log: no new events enter the bridge.
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        # 2. Close every client connection (writers stop; clients resume by offset later).
+        connections = list(self.rooms.connections())
+        await asyncio.gather(
+            *(connection.disconnect("shutdown") for connection in connections),
+            return_exceptions=True,
+        )
+        await asyncio.gather(
+            *(connection.stop() for connection in connections), return_exceptions=True
+        )
+        # 3. The broker connection closed with the supervisor's session.
+
+    # -- state seen by HTTP and transports ------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up."""
+        return self._connected
+
+    @property
+    def ready(self) -> bool:
+        """Whether the bridge is connected and consuming the log live."""
+        return self._connected and self._synced.is_set()
+
+    async def publish_client_event(
+        self, event_type: str, data: dict[str, Any], project_id: str | None, source: str
+    ) -> str:
+        """Publish a client-originated event through the exchange with a confirm; return its id.
+
+        Raises:
+            RequestError: the broker is unavailable or refused the publish.
+        """
+        publisher = self._publisher
+        if publisher is None or not self.ready:
+            raise RequestError(
+                "broker_unavailable", "the bridge is reconnecting to the broker; try again shortly"
+            )
+        try:
+            published = await publisher.publish(
+                event_type, data, project_id=project_id, headers={"x-eventbridge-origin": source}
+            )
+        except PublishError as exc:
+            raise RequestError("publish_failed", f"the broker did not accept the event: {exc}") from exc
+        return published.id
+
+    # -- the supervisor and one session --------------------------------------------------
+
+    async def _supervise(self, first: AbstractConnection) -> None:
+        connection: AbstractConnection | None = first
+        failures = 0
+        while True:
+            try:
+                if connection is None:
+                    connection = await broker.connect(self.settings.amqp_url, "bridge")
+                async with connection:
+                    self._connected = True
+                    failures = 0
+                    await self._session(connection)
+                logger.warning("the log consumer stopped (broker connection lost); reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except broker.TRANSIENT + (aio_pika.exceptions.AMQPError,) as exc:
+                if self._startup is not None and not self._startup.done():
+                    self._startup.set_exception(_startup_error(exc, self.settings))
+                    return
+                logger.warning("broker connection lost (%s); reconnecting", exc)
+            finally:
+                self._connected = False
+                self._synced.clear()
+                self._publisher = None
+                connection = None
+            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+            failures += 1
+
+    async def _session(self, connection: AbstractConnection) -> None:
+        declared = await topology.declare(connection, self.settings)
+        channel = await connection.channel(publisher_confirms=True)
+        epoch = await logmeta.ensure_epoch(
+            channel, self.names.epoch, log_created=declared.log_created
+        )
+        if self.epoch and epoch != self.epoch:
+            logger.warning("the log was re-created (epoch %s → %s)", self.epoch, epoch)
+            self.head, self._checked = -1, None
+        self.epoch = epoch
+        writer = None
+        if self.settings.dead_letter_writer:
+            if self._checked is None:
+                self._checked = await logmeta.read_checkpoint(
+                    channel, self.names.checkpoint, epoch
+                )
+            writer = DeadLetterWriter(
+                channel,
+                self.names.dead_letters,
+                self.names.checkpoint,
+                epoch,
+                checked=-1 if self._checked is None else self._checked,
+                publish_timeout=self.settings.publish_timeout,
+            )
+        start = self._start_offset(declared.log_created)
+        publisher = EventPublisher(
+            connection=connection,
+            prefix=self.settings.prefix,
+            source="eventbridge",
+            publish_timeout=self.settings.publish_timeout,
+            retry_attempts=1,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(publisher)
+            if writer is not None:
+                await stack.enter_async_context(writer)
+            reader = await stack.enter_async_context(
+                LogReader(connection, self.names.log, start, prefetch=self.settings.consumer_prefetch)
+            )
+            sync_id = await append_sync_marker(channel, self.names.log)
+            self._publisher = publisher
+            logger.info("reading %s from %s", self.names.log, start)
+            while (record := await reader.next()) is not None:
+                await self._handle(record, sync_id, writer)
+                await reader.done(record)
+            if writer is not None:
+                self._checked = writer.checked
+
+    def _start_offset(self, log_created: bool) -> OffsetSpec:
+        """Where this session starts reading: after what was handled or checked, whichever is older."""
+        candidates = [self.head + 1] if self.head >= 0 else []
+        if self.settings.dead_letter_writer and self._checked is not None:
+            candidates.append(self._checked + 1)
+        if candidates:
+            return min(candidates)
+        return "first" if log_created else "next"
+
+    async def _handle(self, record: LogRecord, sync_id: str, writer: DeadLetterWriter | None) -> None:
+        """Decide one record's fate: marker, history, dead letter, or live event."""
+        message = record.message
+        if record.marker is not None:
+            if record.marker == "sync" and (message.headers or {}).get(SYNC_ID_HEADER) == sync_id:
+                self.head = max(self.head, record.offset)
+                self._synced.set()
+                if self._startup is not None and not self._startup.done():
+                    self._startup.set_result(None)
+            return
+        live = record.offset > self.head
+        if live:
+            self.head = record.offset
+        result = decode(
+            message.body,
+            message.routing_key or "",
+            record.offset,
+            max_bytes=self.settings.max_message_bytes,
+        )
+        if isinstance(result, DeadLetter):
+            if writer is not None:
+                await writer.put(record.offset, message, result)
+                self.dead_lettered += live
+        elif live:
+            self.rooms.dispatch(result)
+            self.events_routed += 1
+        if writer is not None:
+            writer.handled(record.offset)
+
+
+def _startup_error(exc: BaseException, settings: Settings) -> BaseException:
+    if isinstance(exc, aio_pika.exceptions.ChannelPreconditionFailed):
+        return TopologyError(
+            f"RabbitMQ refused the topology under prefix {settings.prefix!r} ({exc}): an object "
+            "with that name exists with other settings; delete it or choose another "
+            "EVENTBRIDGE_PREFIX."
+        )
+    return BrokerUnavailableError(
+        f"Lost RabbitMQ at {broker.redact(settings.amqp_url)} during start-up ({exc}); check the "
+        "broker and try again."
+    )

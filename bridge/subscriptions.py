@@ -1,0 +1,84 @@
+"""Joining and leaving rooms, for both transports: validation, membership, and the reply.
+
+Both transports translate their own request shapes into these calls, so a join means the same
+thing over Socket.IO and over the native WebSocket.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.delivery import ClientConnection
+from bridge.errors import RequestError
+from bridge.service import BridgeService
+from schemas.routing import ACTIVITY_FEED, is_valid_project_id, project_room
+
+MAX_ROOMS_PER_CONNECTION = 100
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """A validated request to join one room, optionally resuming after `since`."""
+
+    room: str
+    since: int | None = None
+    epoch: str | None = None
+
+
+def project_room_of(project_id: object) -> str:
+    """Return the room of a project id, or raise a `RequestError` saying what is wrong with it."""
+    if not isinstance(project_id, str):
+        raise RequestError("invalid_project_id", "project_id must be a string")
+    if not is_valid_project_id(project_id):
+        raise RequestError(
+            "invalid_project_id",
+            f"project_id {project_id[:80]!r} must be 1-64 characters of letters, digits, '_' "
+            "or '-'",
+        )
+    return project_room(project_id)
+
+
+def room_of(room: object) -> str:
+    """Check a room name given directly (`activity-feed` or `project:<id>`)."""
+    if room == ACTIVITY_FEED:
+        return ACTIVITY_FEED
+    if isinstance(room, str) and room.startswith("project:"):
+        return project_room_of(room.removeprefix("project:"))
+    shown = room[:80] if isinstance(room, str) else room
+    raise RequestError(
+        "unknown_room", f"room {shown!r} does not exist; use 'activity-feed' or 'project:<id>'"
+    )
+
+
+def resume_fields(payload: dict[str, Any]) -> tuple[int | None, str | None]:
+    """Read the optional `since` and `epoch` of a join request."""
+    since = payload.get("since")
+    epoch = payload.get("epoch")
+    if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < -1):
+        raise RequestError("invalid_payload", "since must be an integer offset (-1 or more)")
+    if epoch is not None and not isinstance(epoch, str):
+        raise RequestError("invalid_payload", "epoch must be a string")
+    return since, epoch
+
+
+class Subscriptions:
+    """Joins and leaves rooms on behalf of either transport."""
+
+    def __init__(self, service: BridgeService) -> None:
+        self._service = service
+
+    def join(self, connection: ClientConnection, request: JoinRequest) -> dict[str, Any]:
+        """Put the connection in the room; return the reply fields (`room`, `epoch`, `offset`)."""
+        if request.room not in connection.rooms and len(connection.rooms) >= MAX_ROOMS_PER_CONNECTION:
+            raise RequestError(
+                "too_many_rooms",
+                f"a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first",
+            )
+        self._service.rooms.join(connection, request.room)
+        return {"room": request.room, "epoch": self._service.epoch, "offset": self._service.head}
+
+    def leave(self, connection: ClientConnection, room: str) -> dict[str, Any]:
+        """Take the connection out of the room (leaving a room one is not in is not an error)."""
+        self._service.rooms.leave(connection, room)
+        return {"room": room}

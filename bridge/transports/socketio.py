@@ -1,0 +1,203 @@
+"""The Socket.IO transport: rooms, the three client-originated events, and bounded delivery.
+
+Events are not emitted through python-socketio's per-recipient machinery: each event's packet is
+encoded once (`Event.socketio_frame`) and written by this connection's own writer straight to
+its Engine.IO socket, waiting while that socket's queue is backed up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+import socketio  # type: ignore[import-untyped]
+from pydantic import ValidationError
+
+from bridge.client_events import CLIENT_EVENTS, build_client_event
+from bridge.decoding import Event
+from bridge.delivery import ClientConnection
+from bridge.errors import RequestError
+from bridge.service import BridgeService
+from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields
+from schemas.routing import ACTIVITY_FEED
+
+logger = logging.getLogger(__name__)
+
+ENGINEIO_BACKLOG = 64
+"""Packets allowed in an Engine.IO socket's own queue before our writer waits."""
+
+
+class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
+    """python-socketio's server, refusing binary attachments (they would be buffered unbounded)."""
+
+    async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        if isinstance(data, bytes) or data[:1] in ("5", "6") or eio_sid in self._binary_packet:
+            logger.warning("closing Socket.IO client %s: binary attachments are not accepted", eio_sid)
+            self._binary_packet.pop(eio_sid, None)
+            await self.eio.disconnect(eio_sid)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+
+class SocketIOConnection(ClientConnection):
+    """One Socket.IO client (namespace `/`)."""
+
+    transport = "socketio"
+
+    def __init__(self, server: socketio.AsyncServer, sid: str, *, limit: int) -> None:
+        super().__init__(sid, limit=limit)
+        self._server = server
+        self._eio_sid: str = server.manager.eio_sid_from_sid(sid, "/")
+
+    def frame(self, event: Event) -> str:
+        """The Socket.IO EVENT packet for this event."""
+        return event.socketio_frame
+
+    async def write(self, frame: str) -> None:
+        """Hand one packet to Engine.IO, waiting while its queue for this client is long."""
+        socket = self._server.eio.sockets.get(self._eio_sid)
+        if socket is None or socket.closed:
+            self._closed = True
+            return
+        while socket.queue.qsize() > ENGINEIO_BACKLOG and not socket.closed:
+            await asyncio.sleep(0.005)
+        await self._server.eio.send(self._eio_sid, frame)
+
+    async def disconnect(self, reason: str) -> None:
+        """Tell the client why (`bridge-disconnect`), then disconnect it."""
+        self._closed = True
+        with contextlib.suppress(Exception):
+            await self._server.emit("bridge-disconnect", {"reason": reason}, to=self.id)
+            await self._server.disconnect(self.id)
+
+
+def _error(exc: RequestError) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
+
+
+def _single_payload(args: tuple[Any, ...]) -> Any:
+    if len(args) > 1:
+        raise RequestError("invalid_payload", "send one payload argument")
+    return args[0] if args else None
+
+
+def _project_request(payload: Any) -> tuple[str, dict[str, Any]]:
+    if isinstance(payload, str):
+        return project_room_of(payload), {}
+    if isinstance(payload, dict):
+        if "project_id" not in payload:
+            raise RequestError("invalid_payload", "give project_id")
+        return project_room_of(payload["project_id"]), payload
+    raise RequestError("invalid_payload", 'send "<project_id>" or {"project_id": "<id>"}')
+
+
+def _feed_request(payload: Any) -> dict[str, Any]:
+    if payload is None:
+        return {}
+    if isinstance(payload, dict):
+        return payload
+    raise RequestError("invalid_payload", 'send nothing or {"since": <offset>, "epoch": "<epoch>"}')
+
+
+class SocketIOTransport:
+    """Builds the Socket.IO server and answers its events (CONTRACT.md section 4)."""
+
+    def __init__(self, service: BridgeService, subscriptions: Subscriptions) -> None:
+        self._service = service
+        self._subscriptions = subscriptions
+        self.server = StrictAsyncServer(
+            async_mode="asgi",
+            async_handlers=False,  # one client's events are handled in the order sent
+            cors_allowed_origins="*",
+            logger=False,
+            engineio_logger=False,
+            max_http_buffer_size=service.settings.max_message_bytes,
+        )
+        self._connections: dict[str, SocketIOConnection] = {}
+        self.server.on("connect", self._on_connect)
+        self.server.on("disconnect", self._on_disconnect)
+        self.server.on("join-project", self._join_project)
+        self.server.on("leave-project", self._leave_project)
+        self.server.on("join-activity-feed", self._join_feed)
+        self.server.on("leave-activity-feed", self._leave_feed)
+        for name in CLIENT_EVENTS:
+            self.server.on(name, self._client_event_handler(name))
+        self.server.on("*", self._unknown_event)
+
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        connection = SocketIOConnection(self.server, sid, limit=self._service.settings.outbox_size)
+        self._connections[sid] = connection
+        self._service.rooms.add(connection)
+        connection.start()
+
+    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+        connection = self._connections.pop(sid, None)
+        if connection is not None:
+            self._service.rooms.remove(connection)
+            await connection.stop()
+
+    def _connection(self, sid: str) -> SocketIOConnection:
+        connection = self._connections.get(sid)
+        if connection is None:
+            raise RequestError("not_connected", "the connection is closing")
+        return connection
+
+    async def _join_project(self, sid: str, *args: Any) -> dict[str, Any]:
+        try:
+            room, payload = _project_request(_single_payload(args))
+            since, epoch = resume_fields(payload)
+            reply = self._subscriptions.join(self._connection(sid), JoinRequest(room, since, epoch))
+        except RequestError as exc:
+            return _error(exc)
+        return {"ok": True, **reply}
+
+    async def _leave_project(self, sid: str, *args: Any) -> dict[str, Any]:
+        try:
+            room, _ = _project_request(_single_payload(args))
+            reply = self._subscriptions.leave(self._connection(sid), room)
+        except RequestError as exc:
+            return _error(exc)
+        return {"ok": True, **reply}
+
+    async def _join_feed(self, sid: str, *args: Any) -> dict[str, Any]:
+        try:
+            since, epoch = resume_fields(_feed_request(_single_payload(args)))
+            request = JoinRequest(ACTIVITY_FEED, since, epoch)
+            reply = self._subscriptions.join(self._connection(sid), request)
+        except RequestError as exc:
+            return _error(exc)
+        return {"ok": True, **reply}
+
+    async def _leave_feed(self, sid: str, *args: Any) -> dict[str, Any]:
+        try:
+            _feed_request(_single_payload(args))
+            reply = self._subscriptions.leave(self._connection(sid), ACTIVITY_FEED)
+        except RequestError as exc:
+            return _error(exc)
+        return {"ok": True, **reply}
+
+    def _client_event_handler(self, name: str) -> Any:
+        async def handler(sid: str, *args: Any) -> dict[str, Any]:
+            try:
+                self._connection(sid)
+                event_type, project_id, data = build_client_event(name, _single_payload(args))
+                event_id = await self._service.publish_client_event(
+                    event_type, data, project_id, source=f"socketio:{sid}"
+                )
+            except RequestError as exc:
+                return _error(exc)
+            except ValidationError as exc:  # pragma: no cover - build_client_event translates these
+                return _error(RequestError("invalid_data", str(exc)))
+            return {"ok": True, "id": event_id}
+
+        return handler
+
+    async def _unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+        shown = json.dumps(event[:40] if isinstance(event, str) else event)
+        known = ", ".join(
+            ["join-project", "leave-project", "join-activity-feed", "leave-activity-feed", *CLIENT_EVENTS]
+        )
+        return _error(RequestError("unknown_event", f"unknown event {shown}; use one of: {known}"))

@@ -1,0 +1,156 @@
+"""The native WebSocket transport: JSON text frames at `/ws`, `/ws/ai`, `/ws/ai/<project_id>`."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from bridge.decoding import Event
+from bridge.delivery import SLOW_CONSUMER, ClientConnection
+from bridge.errors import RequestError
+from bridge.service import BridgeService
+from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields, room_of
+
+logger = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+CLOSE_REASONS = {
+    SLOW_CONSUMER: (1013, "slow consumer: too many events queued; reconnect and resume by offset"),
+    "shutdown": (1012, "the bridge is restarting; reconnect and resume by offset"),
+}
+
+
+class WebSocketConnection(ClientConnection):
+    """One native WebSocket client."""
+
+    transport = "websocket"
+
+    def __init__(self, websocket: WebSocket, *, limit: int) -> None:
+        super().__init__(f"ws-{next(_ids)}", limit=limit)
+        self._websocket = websocket
+
+    def frame(self, event: Event) -> str:
+        """The envelope plus `offset`, as one JSON text frame."""
+        return event.json_frame
+
+    async def write(self, frame: str) -> None:
+        """Send one text frame; waits while the socket's buffer is full."""
+        await self._websocket.send_text(frame)
+
+    def reply(self, message: dict[str, Any]) -> None:
+        """Queue a reply behind the events already queued, so order is kept."""
+        self.push(json.dumps(message, separators=(",", ":")))
+
+    async def disconnect(self, reason: str) -> None:
+        """Close with a code and a reason the client can read."""
+        code, text = CLOSE_REASONS.get(reason, (1011, reason))
+        self._closed = True
+        if self._websocket.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(RuntimeError, OSError):
+                await self._websocket.close(code, text)
+
+
+def _request_error(code: str, message: str, request: object) -> dict[str, Any]:
+    return {
+        "type": "request_error",
+        "code": code,
+        "message": message,
+        "request": request if isinstance(request, str) else None,
+    }
+
+
+class WebSocketHandler:
+    """Answers the messages of one native WebSocket connection (CONTRACT.md section 5)."""
+
+    def __init__(self, service: BridgeService, subscriptions: Subscriptions) -> None:
+        self._service = service
+        self._subscriptions = subscriptions
+
+    def handle(self, connection: WebSocketConnection, text: str) -> None:
+        """Handle one client frame; every failure becomes a `request_error` reply."""
+        request_type: object = None
+        try:
+            try:
+                message = json.loads(text)
+            except ValueError as exc:
+                raise RequestError("invalid_json", f"the frame is not JSON: {exc}") from exc
+            if not isinstance(message, dict):
+                raise RequestError("invalid_payload", "a request must be a JSON object")
+            request_type = message.get("type")
+            connection.reply(self._answer(connection, request_type, message))
+        except RequestError as exc:
+            connection.reply(_request_error(exc.code, exc.message, request_type))
+
+    def _answer(
+        self, connection: WebSocketConnection, request_type: object, message: dict[str, Any]
+    ) -> dict[str, Any]:
+        if request_type == "ping":
+            return {"type": "pong"}
+        if request_type == "subscribe":
+            since, epoch = resume_fields(message)
+            request = JoinRequest(_target_room(message), since, epoch)
+            return {"type": "subscribed", **self._subscriptions.join(connection, request)}
+        if request_type == "unsubscribe":
+            return {"type": "unsubscribed", **self._subscriptions.leave(connection, _target_room(message))}
+        shown = request_type[:40] if isinstance(request_type, str) else request_type
+        raise RequestError(
+            "unknown_type",
+            f"unknown message type {shown!r}; use ping, subscribe or unsubscribe",
+        )
+
+    async def serve(self, websocket: WebSocket, project_id: str | None) -> None:
+        """Run one connection until the client leaves."""
+        await websocket.accept()
+        connection = WebSocketConnection(websocket, limit=self._service.settings.outbox_size)
+        self._service.rooms.add(connection)
+        connection.start()
+        try:
+            if project_id is not None:
+                self.handle(connection, json.dumps({"type": "subscribe", "project_id": project_id}))
+            while True:
+                received = await websocket.receive()
+                if received["type"] == "websocket.disconnect":
+                    break
+                if received.get("text") is not None:
+                    self.handle(connection, received["text"])
+                else:
+                    connection.reply(
+                        _request_error(
+                            "invalid_payload", "binary frames are not supported; send JSON text", None
+                        )
+                    )
+        except WebSocketDisconnect:
+            pass
+        finally:
+            self._service.rooms.remove(connection)
+            await connection.stop()
+
+
+def _target_room(message: dict[str, Any]) -> str:
+    if "project_id" in message:
+        return project_room_of(message["project_id"])
+    if "room" in message:
+        return room_of(message["room"])
+    raise RequestError("invalid_payload", "give project_id or room")
+
+
+def websocket_routes(handler: WebSocketHandler) -> APIRouter:
+    """The WebSocket endpoints, bound to one handler."""
+    router = APIRouter()
+
+    @router.websocket("/ws")
+    @router.websocket("/ws/ai")
+    async def websocket_endpoint(websocket: WebSocket) -> None:
+        await handler.serve(websocket, None)
+
+    @router.websocket("/ws/ai/{project_id}")
+    async def project_websocket_endpoint(websocket: WebSocket, project_id: str) -> None:
+        await handler.serve(websocket, project_id)
+
+    return router

@@ -1,0 +1,104 @@
+"""Fixtures that run the real bridge: `BridgeService` plus uvicorn on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import uvicorn
+
+from bridge.app import create_app
+from bridge.cli.serve import uvicorn_config
+from bridge.service import BridgeService
+from bridge.settings import Settings
+from producers import EventPublisher
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningBridge:
+    """A bridge serving on a local port."""
+
+    service: BridgeService
+    server: uvicorn.Server
+    port: int
+
+    @property
+    def http_url(self) -> str:
+        """Base URL for HTTP and Socket.IO."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Base URL for the native WebSocket."""
+        return f"ws://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def running_bridge(settings: Settings) -> AsyncIterator[RunningBridge]:
+    """Start the service and uvicorn in this event loop; stop both gracefully afterwards."""
+    async with BridgeService(settings) as service:
+        config = uvicorn_config(create_app(service), settings)
+        config.log_level = "warning"
+        server = uvicorn.Server(config)
+        server.capture_signals = _no_signals  # type: ignore[method-assign]
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.01)
+        try:
+            yield RunningBridge(service, server, settings.port)
+        finally:
+            server.should_exit = True
+            await asyncio.wait_for(task, 15)
+
+
+def _no_signals() -> contextlib.AbstractContextManager[None]:
+    # The test runner owns the process's signals; the server is stopped with should_exit.
+    return contextlib.nullcontext()
+
+
+@pytest.fixture
+def bridge_settings(amqp_url: str, prefix: str) -> Callable[..., Settings]:
+    """Build settings for a test bridge: this test's prefix, a free port, overrides allowed."""
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "amqp_url": amqp_url,
+            "prefix": prefix,
+            "port": free_port(),
+            "startup_timeout": 5.0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return build
+
+
+@pytest.fixture
+async def bridge(bridge_settings: Callable[..., Settings]) -> AsyncIterator[RunningBridge]:
+    """A running bridge with default settings."""
+    async with running_bridge(bridge_settings()) as running:
+        yield running
+
+
+@pytest.fixture
+async def publisher(amqp_url: str, prefix: str) -> AsyncIterator[EventPublisher]:
+    """An SDK publisher on this test's exchange."""
+    async with EventPublisher(amqp_url, prefix=prefix, source="tests") as events:
+        yield events
