@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 from fastapi import FastAPI
 
 from bridge.health import health_routes

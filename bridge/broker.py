@@ -40,10 +40,10 @@ def connection_name(role: str) -> str:
     return f"eventbridge-{role}@{socket.gethostname()}"
 
 
-async def connect(url: str, role: str, *, timeout: float = 10.0) -> AbstractConnection:
+async def connect(url: str, role: str, *, connect_timeout: float = 10.0) -> AbstractConnection:
     """Open one named connection, failing fast if the broker does not answer."""
     return await aio_pika.connect(
-        url, timeout=timeout, client_properties={"connection_name": connection_name(role)}
+        url, timeout=connect_timeout, client_properties={"connection_name": connection_name(role)}
     )
 
 

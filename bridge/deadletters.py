@@ -89,9 +89,13 @@ class DeadLetterWriter:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if exc is None and self._pending.empty() and self._in_flight == 0:
+        # On a clean stop (or shutdown's cancellation) record how far we got, so the next start
+        # neither repeats nor skips anything.
+        clean = exc is None or isinstance(exc, asyncio.CancelledError)
+        if clean and self._pending.empty() and self._in_flight == 0 and self.failure is None:
             self.checked = self.seen
-            await self._save_checkpoint()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError, ConnectionError, TimeoutError):
+                await self._save_checkpoint()
 
     def handled(self, offset: int) -> None:
         """Note that the reader handled the record at `offset` (valid or not)."""
@@ -115,7 +119,9 @@ class DeadLetterWriter:
         except asyncio.CancelledError:
             raise
         except (aio_pika.exceptions.AMQPError, ConnectionError, TimeoutError) as exc:
-            logger.warning("could not write a dead letter; it is retried after reconnecting: %s", exc)
+            logger.warning(
+                "could not write a dead letter; it is retried after reconnecting: %s", exc
+            )
             self.failure = exc
 
     async def _publish(self, item: _Pending) -> None:

@@ -95,22 +95,15 @@ class LogReader:
     def _on_close(self, *_: Any) -> None:
         self._inbox.put_nowait(None)
 
-    async def next(self, timeout: float | None = None) -> LogRecord | None:
-        """Return the next record, or None once the channel has closed.
-
-        Raises:
-            TimeoutError: nothing arrived within `timeout` seconds.
-        """
-        if timeout is None:
-            message = await self._inbox.get()
-        else:
-            message = await asyncio.wait_for(self._inbox.get(), timeout)
+    async def next(self) -> LogRecord | None:
+        """Return the next record, or None once the channel has closed."""
+        message = await self._inbox.get()
         if message is None:
             self._inbox.put_nowait(None)  # stay closed for later calls
             return None
         offset = (message.headers or {}).get(OFFSET_HEADER)
         if not isinstance(offset, int):
-            raise RuntimeError(f"{self._log_name} delivered a message without a stream offset")
+            raise TypeError(f"{self._log_name} delivered a message without a stream offset")
         return LogRecord(offset, message)
 
     async def done(self, record: LogRecord) -> None:

@@ -19,13 +19,13 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 
 from bridge import broker, logmeta, topology
-from bridge.decoding import DeadLetter, decode
 from bridge.deadletters import DeadLetterWriter
+from bridge.decoding import DeadLetter, decode
 from bridge.errors import BrokerUnavailableError, RequestError, TopologyError
 from bridge.eventlog import SYNC_ID_HEADER, LogReader, LogRecord, OffsetSpec, append_sync_marker
 from bridge.rooms import Rooms
 from bridge.settings import Settings
-from producers import EventPublisher, PublishError
+from producers import EventPublisher, InvalidEventError, PublishError
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,10 @@ class BridgeService:
             await self.close()
             raise
         logger.info(
-            "bridge ready: consuming %s (epoch %s) at offset %d", self.names.log, self.epoch, self.head
+            "bridge ready: consuming %s (epoch %s) at offset %d",
+            self.names.log,
+            self.epoch,
+            self.head,
         )
         return self
 
@@ -130,8 +133,12 @@ class BridgeService:
             published = await publisher.publish(
                 event_type, data, project_id=project_id, headers={"x-eventbridge-origin": source}
             )
+        except InvalidEventError as exc:
+            raise RequestError("invalid_data", str(exc)) from exc
         except PublishError as exc:
-            raise RequestError("publish_failed", f"the broker did not accept the event: {exc}") from exc
+            raise RequestError(
+                "publish_failed", f"the broker did not accept the event: {exc}"
+            ) from exc
         return published.id
 
     # -- the supervisor and one session --------------------------------------------------
@@ -150,7 +157,7 @@ class BridgeService:
                 logger.warning("the log consumer stopped (broker connection lost); reconnecting")
             except asyncio.CancelledError:
                 raise
-            except broker.TRANSIENT + (aio_pika.exceptions.AMQPError,) as exc:
+            except (*broker.TRANSIENT, aio_pika.exceptions.AMQPError) as exc:
                 if self._startup is not None and not self._startup.done():
                     self._startup.set_exception(_startup_error(exc, self.settings))
                     return
@@ -176,9 +183,7 @@ class BridgeService:
         writer = None
         if self.settings.dead_letter_writer:
             if self._checked is None:
-                self._checked = await logmeta.read_checkpoint(
-                    channel, self.names.checkpoint, epoch
-                )
+                self._checked = await logmeta.read_checkpoint(channel, self.names.checkpoint, epoch)
             writer = DeadLetterWriter(
                 channel,
                 self.names.dead_letters,
@@ -200,7 +205,9 @@ class BridgeService:
             if writer is not None:
                 await stack.enter_async_context(writer)
             reader = await stack.enter_async_context(
-                LogReader(connection, self.names.log, start, prefetch=self.settings.consumer_prefetch)
+                LogReader(
+                    connection, self.names.log, start, prefetch=self.settings.consumer_prefetch
+                )
             )
             sync_id = await append_sync_marker(channel, self.names.log)
             self._publisher = publisher
@@ -212,7 +219,7 @@ class BridgeService:
                 self._checked = writer.checked
 
     def _start_offset(self, log_created: bool) -> OffsetSpec:
-        """Where this session starts reading: after what was handled or checked, whichever is older."""
+        """Where a session starts reading: after what was handled or checked, the older."""
         candidates = [self.head + 1] if self.head >= 0 else []
         if self.settings.dead_letter_writer and self._checked is not None:
             candidates.append(self._checked + 1)
@@ -220,7 +227,9 @@ class BridgeService:
             return min(candidates)
         return "first" if log_created else "next"
 
-    async def _handle(self, record: LogRecord, sync_id: str, writer: DeadLetterWriter | None) -> None:
+    async def _handle(
+        self, record: LogRecord, sync_id: str, writer: DeadLetterWriter | None
+    ) -> None:
         """Decide one record's fate: marker, history, dead letter, or live event."""
         message = record.message
         if record.marker is not None:

@@ -1,4 +1,4 @@
-"""The one typed settings object, read from `EVENTBRIDGE_*` environment variables and CLI options."""
+"""The one typed settings object, from `EVENTBRIDGE_*` environment variables and CLI options."""
 
 from __future__ import annotations
 
@@ -14,14 +14,15 @@ _AGE = re.compile(r"^[0-9]+[YMDhms]$")
 
 
 class Settings(BaseSettings):
-    """Every setting of the bridge; each is also the environment variable `EVENTBRIDGE_<NAME>`."""
+    """Every setting of the bridge; each is also an environment variable `EVENTBRIDGE_<NAME>`."""
 
     model_config = SettingsConfigDict(env_prefix="EVENTBRIDGE_", extra="ignore", frozen=True)
 
     amqp_url: str = Field(DEFAULT_AMQP_URL, description="RabbitMQ URL (AMQP 0.9.1).")
     prefix: str = Field(
         "eventbridge",
-        description="Topology prefix: names the exchange, the log stream and the dead-letter queue.",
+        description="Topology prefix: names the exchange, the log stream and the dead-letter "
+        "queue.",
     )
     host: str = Field("127.0.0.1", description="Address the HTTP/WebSocket server binds to.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP/WebSocket server binds to.")

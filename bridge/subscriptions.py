@@ -70,7 +70,10 @@ class Subscriptions:
 
     def join(self, connection: ClientConnection, request: JoinRequest) -> dict[str, Any]:
         """Put the connection in the room; return the reply fields (`room`, `epoch`, `offset`)."""
-        if request.room not in connection.rooms and len(connection.rooms) >= MAX_ROOMS_PER_CONNECTION:
+        if (
+            request.room not in connection.rooms
+            and len(connection.rooms) >= MAX_ROOMS_PER_CONNECTION
+        ):
             raise RequestError(
                 "too_many_rooms",
                 f"a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first",

@@ -102,7 +102,9 @@ async def declare(connection: aio_pika.abc.AbstractConnection, settings: Setting
     channel = await connection.channel()
     exchange = await declare_exchange(channel, settings.prefix)
     if log_created:
-        log = await channel.declare_queue(names.log, durable=True, arguments=log_arguments(settings))
+        log = await channel.declare_queue(
+            names.log, durable=True, arguments=log_arguments(settings)
+        )
     else:
         log = await channel.declare_queue(names.log, passive=True)
     await log.bind(exchange, routing_key="#")

@@ -25,7 +25,9 @@ class Envelope(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     id: EventId = Field(description="Unique per event, 1-64 characters.")
-    type: str = Field(min_length=1, max_length=64, description="The event type, e.g. progress_update.")
+    type: str = Field(
+        min_length=1, max_length=64, description="The event type, e.g. progress_update."
+    )
     schema_version: Literal[1] = Field(description="Version of the envelope and data schema.")
     project_id: ProjectId | None = Field(
         description="The project the event belongs to; null for a global event."

@@ -34,7 +34,9 @@ def routing_key(event_type: str, project_id: str | None) -> str:
         RoutingKeyError: the project id or the type cannot appear in a routing key.
     """
     if not _TYPE.match(event_type):
-        raise RoutingKeyError(f"event type {event_type!r} must be lower_snake_case, 1-64 characters")
+        raise RoutingKeyError(
+            f"event type {event_type!r} must be lower_snake_case, 1-64 characters"
+        )
     if project_id is None:
         return f"global.{event_type}"
     if not is_valid_project_id(project_id):

@@ -7,6 +7,7 @@ stops with one sentence saying so: tests that need a broker are never skipped si
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -70,20 +71,16 @@ async def prefix(amqp_url: str) -> AsyncIterator[str]:
     yield name
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for queue in (f"{name}.log", f"{name}.dead-letters", f"{name}.epoch"):
+        names = (f"{name}.log", f"{name}.dead-letters", f"{name}.epoch", f"{name}.checkpoint")
+        for queue in names:
             channel = await connection.channel()
-            try:
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
                 await channel.queue_delete(queue)
-            except aio_pika.exceptions.AMQPError:
-                pass
-            finally:
-                if not channel.is_closed:
-                    await channel.close()
+            if not channel.is_closed:
+                await channel.close()
         channel = await connection.channel()
-        try:
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
             await channel.exchange_delete(f"{name}.events")
-        except aio_pika.exceptions.AMQPError:
-            pass
 
 
 @pytest.fixture
@@ -94,4 +91,3 @@ async def amqp_connection(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractR
     )
     async with connection:
         yield connection
-

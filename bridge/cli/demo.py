@@ -22,10 +22,10 @@ from bridge.cli.options import (
     settings_from,
 )
 from bridge.cli.serve import uvicorn_config
-from bridge.errors import EventBridgeError
 from bridge.service import BridgeService
 from bridge.settings import Settings
 from producers import EventPublisher
+from schemas.errors import EventBridgeError
 
 if TYPE_CHECKING:
     from producers.demo import DemoStats
@@ -47,7 +47,9 @@ def add_parser(commands: Any, name: str) -> None:
         "--rate", type=float, default=5.0, help="events per second, all projects together [5]"
     )
     parser.add_argument(
-        "--projects", default=DEFAULT_PROJECTS, help=f"comma-separated project ids [{DEFAULT_PROJECTS}]"
+        "--projects",
+        default=DEFAULT_PROJECTS,
+        help=f"comma-separated project ids [{DEFAULT_PROJECTS}]",
     )
     parser.add_argument(
         "--duration", type=float, help="stop after this many seconds (default: run until stopped)"
@@ -101,7 +103,7 @@ async def demo(settings: Settings, args: argparse.Namespace) -> DemoStats:
         server = uvicorn.Server(uvicorn_config(create_app(service), settings))
         signal.signal(signal.SIGTERM, lambda *_: None)  # see bridge.cli.serve
         server_task = asyncio.create_task(server.serve(), name="http-server")
-        while not server.started and not server_task.done():
+        while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.05)
         if server_task.done():
             raise EventBridgeError(
@@ -109,9 +111,7 @@ async def demo(settings: Settings, args: argparse.Namespace) -> DemoStats:
             )
         _print_banner(settings, projects, serving=True)
         simulation = asyncio.create_task(_simulate(settings, args, stop), name="demo-agents")
-        done, _ = await asyncio.wait(
-            {server_task, simulation}, return_when=asyncio.FIRST_COMPLETED
-        )
+        await asyncio.wait({server_task, simulation}, return_when=asyncio.FIRST_COMPLETED)
         stop.set()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

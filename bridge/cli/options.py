@@ -37,7 +37,9 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--host", help=f"{fields['host'].description} [env EVENTBRIDGE_HOST; default 127.0.0.1]"
     )
     parser.add_argument(
-        "--port", type=int, help=f"{fields['port'].description} [env EVENTBRIDGE_PORT; default 8000]"
+        "--port",
+        type=int,
+        help=f"{fields['port'].description} [env EVENTBRIDGE_PORT; default 8000]",
     )
     parser.add_argument(
         "--log-level",

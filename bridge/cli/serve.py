@@ -20,9 +20,9 @@ from bridge.cli.options import (
     configure_logging,
     settings_from,
 )
-from bridge.errors import EventBridgeError
 from bridge.service import BridgeService
 from bridge.settings import Settings
+from schemas.errors import EventBridgeError
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 from pydantic import ValidationError
 
 from bridge.client_events import CLIENT_EVENTS, build_client_event
@@ -35,7 +35,9 @@ class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         if isinstance(data, bytes) or data[:1] in ("5", "6") or eio_sid in self._binary_packet:
-            logger.warning("closing Socket.IO client %s: binary attachments are not accepted", eio_sid)
+            logger.warning(
+                "closing Socket.IO client %s: binary attachments are not accepted", eio_sid
+            )
             self._binary_packet.pop(eio_sid, None)
             await self.eio.disconnect(eio_sid)
             return
@@ -62,7 +64,8 @@ class SocketIOConnection(ClientConnection):
         if socket is None or socket.closed:
             self._closed = True
             return
-        while socket.queue.qsize() > ENGINEIO_BACKLOG and not socket.closed:
+        # Engine.IO's queue has no "drained" event to await, so poll it briefly.
+        while socket.queue.qsize() > ENGINEIO_BACKLOG and not socket.closed:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
         await self._server.eio.send(self._eio_sid, frame)
 
@@ -127,13 +130,13 @@ class SocketIOTransport:
             self.server.on(name, self._client_event_handler(name))
         self.server.on("*", self._unknown_event)
 
-    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def _on_connect(self, sid: str, _environ: dict[str, Any], _auth: Any = None) -> None:
         connection = SocketIOConnection(self.server, sid, limit=self._service.settings.outbox_size)
         self._connections[sid] = connection
         self._service.rooms.add(connection)
         connection.start()
 
-    async def _on_disconnect(self, sid: str, reason: Any = None) -> None:
+    async def _on_disconnect(self, sid: str, _reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
         if connection is not None:
             self._service.rooms.remove(connection)
@@ -195,9 +198,15 @@ class SocketIOTransport:
 
         return handler
 
-    async def _unknown_event(self, event: str, sid: str, *args: Any) -> dict[str, Any]:
+    async def _unknown_event(self, event: str, _sid: str, *_args: Any) -> dict[str, Any]:
         shown = json.dumps(event[:40] if isinstance(event, str) else event)
         known = ", ".join(
-            ["join-project", "leave-project", "join-activity-feed", "leave-activity-feed", *CLIENT_EVENTS]
+            [
+                "join-project",
+                "leave-project",
+                "join-activity-feed",
+                "leave-activity-feed",
+                *CLIENT_EVENTS,
+            ]
         )
         return _error(RequestError("unknown_event", f"unknown event {shown}; use one of: {known}"))

@@ -76,12 +76,7 @@ class WebSocketHandler:
         """Handle one client frame; every failure becomes a `request_error` reply."""
         request_type: object = None
         try:
-            try:
-                message = json.loads(text)
-            except ValueError as exc:
-                raise RequestError("invalid_json", f"the frame is not JSON: {exc}") from exc
-            if not isinstance(message, dict):
-                raise RequestError("invalid_payload", "a request must be a JSON object")
+            message = _parse_request(text)
             request_type = message.get("type")
             connection.reply(self._answer(connection, request_type, message))
         except RequestError as exc:
@@ -97,7 +92,10 @@ class WebSocketHandler:
             request = JoinRequest(_target_room(message), since, epoch)
             return {"type": "subscribed", **self._subscriptions.join(connection, request)}
         if request_type == "unsubscribe":
-            return {"type": "unsubscribed", **self._subscriptions.leave(connection, _target_room(message))}
+            return {
+                "type": "unsubscribed",
+                **self._subscriptions.leave(connection, _target_room(message)),
+            }
         shown = request_type[:40] if isinstance(request_type, str) else request_type
         raise RequestError(
             "unknown_type",
@@ -122,7 +120,9 @@ class WebSocketHandler:
                 else:
                     connection.reply(
                         _request_error(
-                            "invalid_payload", "binary frames are not supported; send JSON text", None
+                            "invalid_payload",
+                            "binary frames are not supported; send JSON text",
+                            None,
                         )
                     )
         except WebSocketDisconnect:
@@ -130,6 +130,16 @@ class WebSocketHandler:
         finally:
             self._service.rooms.remove(connection)
             await connection.stop()
+
+
+def _parse_request(text: str) -> dict[str, Any]:
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise RequestError("invalid_json", f"the frame is not JSON: {exc}") from exc
+    if not isinstance(message, dict):
+        raise RequestError("invalid_payload", "a request must be a JSON object")
+    return message
 
 
 def _target_room(message: dict[str, Any]) -> str:

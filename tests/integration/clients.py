@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import socketio  # type: ignore[import-untyped]
+import socketio
 import websockets
 
 from tests.helpers import wait_for
@@ -79,7 +79,9 @@ class WebSocketWatcher:
         """Send one frame (a dict is sent as JSON)."""
         await self.connection.send(message if isinstance(message, str) else json.dumps(message))
 
-    async def request(self, message: dict[str, Any] | str, reply: str, timeout: float = 5) -> dict[str, Any]:
+    async def request(
+        self, message: dict[str, Any] | str, reply: str, timeout: float = 5
+    ) -> dict[str, Any]:
         """Send a frame and wait for the next reply of type `reply` (or a request_error)."""
         before = len(self.replies(reply)) + len(self.replies("request_error"))
         await self.send(message)

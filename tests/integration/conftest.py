@@ -54,7 +54,7 @@ async def running_bridge(settings: Settings) -> AsyncIterator[RunningBridge]:
         config = uvicorn_config(create_app(service), settings)
         config.log_level = "warning"
         server = uvicorn.Server(config)
-        server.capture_signals = _no_signals  # type: ignore[method-assign]
+        server.capture_signals = _no_signals  # type: ignore[method-assign,assignment]
         task = asyncio.create_task(server.serve())
         while not server.started:
             if task.done():

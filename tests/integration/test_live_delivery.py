@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -153,7 +154,7 @@ async def test_two_thousand_events_arrive_in_publish_order(
     for received in (sio_events, ws_events):
         assert [event["id"] for event in received] == expected
         offsets = [event["offset"] for event in received]
-        assert all(a < b for a, b in zip(offsets, offsets[1:], strict=False))
+        assert all(a < b for a, b in itertools.pairwise(offsets))
 
 
 async def test_hand_written_json_is_delivered(

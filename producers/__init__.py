@@ -1,0 +1,31 @@
+"""The eventbridge publishing SDK: publish contract-valid events with confirms.
+
+```python
+async with EventPublisher(amqp_url, prefix="eventbridge", source="iac-generator") as events:
+    await events.progress_update("proj-123", agent_id="agent-1", progress=0.75)
+```
+"""
+
+from __future__ import annotations
+
+from producers.errors import (
+    BrokerUnavailableError,
+    InvalidEventError,
+    PublisherClosedError,
+    PublishError,
+    PublishTimeoutError,
+    UnroutableError,
+)
+from producers.publisher import EventPublisher, HeaderValue, PublishedEvent
+
+__all__ = [
+    "BrokerUnavailableError",
+    "EventPublisher",
+    "HeaderValue",
+    "InvalidEventError",
+    "PublishError",
+    "PublishTimeoutError",
+    "PublishedEvent",
+    "PublisherClosedError",
+    "UnroutableError",
+]

@@ -1,0 +1,137 @@
+"""Invalid messages: never delivered, never blocking valid ones, dead-lettered with the reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import aio_pika
+
+from bridge.settings import Settings
+from tests.helpers import wait_for
+from tests.integration.clients import websocket_client
+from tests.integration.conftest import RunningBridge, running_bridge
+
+
+def valid(event_id: str, project: str = "p1") -> tuple[str, bytes]:
+    """A valid progress_update for `project`, as (routing key, body)."""
+    body = {
+        "id": event_id,
+        "type": "progress_update",
+        "schema_version": 1,
+        "project_id": project,
+        "source": "tests",
+        "occurred_at": "2026-11-26T12:00:00Z",
+        "data": {"agent_id": "a", "progress": 0.5},
+    }
+    return f"project.{project}.progress_update", json.dumps(body).encode()
+
+
+def mutated(event_id: str, **changes: Any) -> bytes:
+    """A valid envelope with some fields replaced (a value of None removes the field)."""
+    body = json.loads(valid(event_id)[1])
+    for key, value in changes.items():
+        if value is None:
+            body.pop(key)
+        else:
+            body[key] = value
+    return json.dumps(body).encode()
+
+
+INVALID: dict[str, tuple[str, bytes]] = {
+    "invalid_json": ("project.p1.progress_update", b'{"id": "x", not json'),
+    "invalid_envelope": ("project.p1.progress_update", mutated("bad-env", source=None)),
+    "unknown_type": ("project.p1.telepathy", mutated("bad-type", type="telepathy")),
+    "invalid_data": ("project.p1.progress_update", mutated("bad-data", data={"progress": 7})),
+    "routing_key_mismatch": ("project.p2.progress_update", mutated("bad-key")),
+    "too_large": (
+        "project.p1.progress_update",
+        mutated("too-big", data={"agent_id": "a", "progress": 0.1, "blob": "x" * 70_000}),
+    ),
+}
+
+
+async def publish_raw(
+    connection: aio_pika.abc.AbstractConnection, prefix: str, key: str, body: bytes
+) -> None:
+    """Publish bytes to the exchange with a confirm, as any producer could."""
+    channel = await connection.channel()
+    exchange = await channel.get_exchange(f"{prefix}.events")
+    await exchange.publish(aio_pika.Message(body, message_id="raw"), routing_key=key)
+    await channel.close()
+
+
+async def drain_dead_letters(
+    connection: aio_pika.abc.AbstractConnection, prefix: str, expected: int
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """Take every message from the dead-letter queue once `expected` are there."""
+    channel = await connection.channel()
+    queue = await channel.get_queue(f"{prefix}.dead-letters")
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def fetch() -> None:
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            taken.append(message)
+
+    async def enough() -> bool:
+        await fetch()
+        return len(taken) >= expected
+
+    for _ in range(200):
+        if await enough():
+            break
+        await asyncio.sleep(0.05)
+    return taken
+
+
+async def test_each_invalid_message_is_dead_lettered_and_valid_ones_flow(
+    bridge: RunningBridge, amqp_connection: aio_pika.abc.AbstractConnection, prefix: str
+) -> None:
+    """Each kind of invalid message is dead-lettered with its reason; valid ones arrive in order."""
+    async with websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws:
+        await wait_for(lambda: bool(ws.replies("subscribed")))
+        expected_ids = []
+        for number, (key, body) in enumerate(INVALID.values()):
+            before = f"valid-{number}"
+            await publish_raw(amqp_connection, prefix, *valid(before))
+            await publish_raw(amqp_connection, prefix, key, body)
+            expected_ids.append(before)
+        await publish_raw(amqp_connection, prefix, *valid("valid-last"))
+        expected_ids.append("valid-last")
+        received = await ws.wait_for_events(len(expected_ids))
+        dead = await drain_dead_letters(amqp_connection, prefix, len(INVALID))
+
+    assert [event["id"] for event in received] == expected_ids
+    reasons = {str(m.headers["x-eventbridge-reason"]): m for m in dead}
+    assert sorted(reasons) == sorted(INVALID)
+    for reason, message in reasons.items():
+        key, body = INVALID[reason]
+        assert message.body == body
+        assert message.headers["x-eventbridge-routing-key"] == key
+        assert isinstance(message.headers["x-eventbridge-offset"], int)
+        assert str(message.headers["x-eventbridge-error"]).strip()
+    assert "progress" in str(reasons["invalid_data"].headers["x-eventbridge-error"])
+    assert "65536" in str(reasons["too_large"].headers["x-eventbridge-error"])
+
+
+async def test_restart_dead_letters_what_arrived_while_down_exactly_once(
+    bridge_settings: Callable[..., Settings],
+    amqp_connection: aio_pika.abc.AbstractConnection,
+    prefix: str,
+) -> None:
+    """After a restart, invalid messages published while the bridge was down are dead-lettered,
+    and those handled before are not dead-lettered again."""
+    settings = bridge_settings()
+    async with running_bridge(settings):
+        await publish_raw(amqp_connection, prefix, *INVALID["invalid_json"])
+        first = await drain_dead_letters(amqp_connection, prefix, 1)
+    await publish_raw(amqp_connection, prefix, *INVALID["unknown_type"])
+    async with running_bridge(settings):
+        second = await drain_dead_letters(amqp_connection, prefix, 1)
+        await asyncio.sleep(1.0)  # time in which a wrongly repeated dead letter would show up
+        late = await drain_dead_letters(amqp_connection, prefix, 0)
+    assert [m.headers["x-eventbridge-reason"] for m in first] == ["invalid_json"]
+    assert [m.headers["x-eventbridge-reason"] for m in second] == ["unknown_type"]
+    assert late == []
