@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level)
     try:
         stats = asyncio.run(demo(settings, args))
-    except EventBridgeError as exc:
+    except EventBridgeError as exc:  # includes the SDK's PublishError
         print(f"eventbridge demo: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aio_pika
-import httpx
 import websockets
 
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from tests.helpers import wait_for
 from tests.integration.clients import socketio_client, websocket_client
-from tests.integration.conftest import free_port, running_bridge
+from tests.integration.conftest import free_port, running_bridge, wait_ready
 
 EVENTBRIDGE = [sys.executable, "-m", "bridge.cli.main"]
 
@@ -49,18 +48,6 @@ async def serve_process(
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-async def wait_ready(port: int, timeout: float = 20) -> None:
-    """Wait until the bridge on `port` answers /ready with 200."""
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient() as http:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if (await http.get(f"http://127.0.0.1:{port}/ready")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"the bridge on port {port} did not become ready in {timeout} s")
 
 
 async def test_startup_without_broker_fails_with_one_clear_sentence(prefix: str) -> None:

@@ -1,0 +1,17 @@
+# Every target sets itself up (virtual environment, install, a running RabbitMQ): see scripts/dev.sh.
+.PHONY: demo test lint bench setup
+
+demo:  ## run the bridge with simulated agents (http://127.0.0.1:8000)
+	scripts/dev.sh demo
+
+test:  ## run the whole test suite against a real RabbitMQ
+	scripts/dev.sh test
+
+lint:  ## ruff (lint and format) and mypy --strict
+	scripts/dev.sh lint
+
+bench:  ## the live-path benchmark (not part of the tests)
+	scripts/dev.sh setup && scripts/dev.sh broker && .venv/bin/python -m tests.performance.bench_live
+
+setup:
+	scripts/dev.sh setup
