@@ -8,6 +8,7 @@ async with EventPublisher(amqp_url, prefix="eventbridge", source="iac-generator"
 
 from __future__ import annotations
 
+from producers.encoding import HeaderValue, PublishedEvent
 from producers.errors import (
     BrokerUnavailableError,
     InvalidEventError,
@@ -16,7 +17,7 @@ from producers.errors import (
     PublishTimeoutError,
     UnroutableError,
 )
-from producers.publisher import EventPublisher, HeaderValue, PublishedEvent
+from producers.publisher import EventPublisher
 
 __all__ = [
     "BrokerUnavailableError",

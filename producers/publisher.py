@@ -1,18 +1,17 @@
 """EventPublisher: publish contract-valid events to `<prefix>.events` and wait for the broker.
 
-Every event is validated against `schemas` before anything is sent, published persistent and
-`mandatory` on a confirming channel, and each publish is bounded by a timeout. Only transient
-connection failures are retried (with exponential backoff); a retry re-sends the same event id,
-so consumers that de-duplicate by id see each event once.
+Every event is validated against `schemas` before anything is sent (`producers.encoding`),
+published persistent and `mandatory` on a confirming channel, and each publish is bounded by a
+timeout. Only transient connection failures are retried (with exponential backoff); a retry
+re-sends the same event id, so consumers that de-duplicate by id see each event once. The typed
+per-event-type helpers come from `producers.helpers`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -26,7 +25,7 @@ from aio_pika.abc import (
     AbstractExchange,
     AbstractRobustChannel,
 )
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -35,27 +34,21 @@ from tenacity import (
     wait_exponential,
 )
 
+from producers.encoding import HeaderValue, PublishedEvent, build_envelope, encode
 from producers.errors import (
     BrokerUnavailableError,
-    InvalidEventError,
     PublisherClosedError,
     PublishError,
     PublishTimeoutError,
     UnroutableError,
 )
-from schemas import (
-    EVENT_MODELS,
-    Envelope,
-    exchange_name,
-    format_timestamp,
-    new_event_id,
-    utc_now,
-)
-from schemas import routing_key as build_routing_key
+from producers.helpers import TypedHelpers
+from schemas import Envelope, exchange_name
+
+# HeaderValue and PublishedEvent are re-exported: `from producers.publisher import ...` is public.
+__all__ = ["EventPublisher", "HeaderValue", "PublishedEvent"]
 
 log = logging.getLogger(__name__)
-
-HeaderValue = str | int | bool
 
 _FATAL_CONNECTION_ERRORS = (
     amqp.AuthenticationError,
@@ -64,51 +57,25 @@ _FATAL_CONNECTION_ERRORS = (
 )
 
 
-@dataclass(frozen=True)
-class PublishedEvent:
-    """An event the broker confirmed.
-
-    Attributes:
-        id: The envelope id (also the AMQP `message_id`).
-        routing_key: The routing key it was published with.
-        envelope: The JSON-able envelope exactly as sent.
-    """
-
-    id: str
-    routing_key: str
-    envelope: dict[str, Any]
-
-
 def _is_transient(exc: BaseException) -> bool:
     """Tell whether a failed connect or publish may succeed if tried again unchanged."""
     if isinstance(exc, _FATAL_CONNECTION_ERRORS):
         return False
-    return isinstance(
-        exc, ConnectionError | amqp.AMQPConnectionError | amqp.ChannelInvalidStateError
-    )
-
-
-def _describe(errors: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'value'}: {error['msg']}"
-        for error in errors.errors()
-    )
-
-
-def _dump_data(model: BaseModel) -> dict[str, Any]:
-    """Dump validated data as JSON: None-valued optional fields are left out, extras kept."""
-    data = model.model_dump(mode="json", exclude_none=True)
-    extras = model.model_dump(mode="json", include=set(model.model_extra or ()))
-    return {**data, **extras}
+    # aio-pika's AMQPConnectionError (a dropped or refused connection) is a ConnectionError.
+    return isinstance(exc, ConnectionError | amqp.ChannelInvalidStateError)
 
 
 def _where(url: str) -> str:
+    """Name the broker a URL points at (host, port, virtual host) without its credentials."""
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
 
 
-class EventPublisher:
+class EventPublisher(TypedHelpers):
     """Publishes events with publisher confirms; an async context manager.
+
+    Besides `publish`, `publish_envelope` and `publish_batch`, it has one typed helper per event
+    type (`progress_update`, `agent_status`, ...; see `TypedHelpers`).
 
     Args:
         amqp_url: The broker to connect to (ignored when `connection` is given).
@@ -181,6 +148,7 @@ class EventPublisher:
         """Connect (unless given a connection), open a confirming channel, declare the exchange.
 
         Raises:
+            PublisherClosedError: this publisher is already open.
             BrokerUnavailableError: the broker cannot be reached or refused the login.
             PublishError: the exchange cannot be declared (e.g. it exists with another type).
         """
@@ -259,42 +227,6 @@ class EventPublisher:
             if connection is not None and not connection.is_closed:
                 await connection.close()
 
-    def _encode(
-        self, envelope: Envelope, headers: Mapping[str, HeaderValue] | None
-    ) -> tuple[PublishedEvent, aio_pika.Message]:
-        """Validate an envelope's data against its type and build the AMQP message."""
-        model = EVENT_MODELS.get(envelope.type)
-        if model is None:
-            raise InvalidEventError(
-                f"unknown event type {envelope.type!r}: use one of {', '.join(EVENT_MODELS)}"
-            )
-        try:
-            data = model.model_validate(envelope.data)
-        except ValidationError as exc:
-            raise InvalidEventError(
-                f"invalid data for a {envelope.type} event: {_describe(exc)}; fix these fields"
-            ) from None
-        key = build_routing_key(envelope.type, envelope.project_id)
-        body_dict = envelope.model_dump(mode="json")
-        body_dict["occurred_at"] = format_timestamp(envelope.occurred_at)
-        body_dict["data"] = _dump_data(data)
-        body = json.dumps(body_dict, separators=(",", ":"), ensure_ascii=False).encode()
-        if self._max_body is not None and len(body) > self._max_body:
-            raise InvalidEventError(
-                f"{envelope.type} event {envelope.id} is {len(body)} bytes, over the "
-                f"{self._max_body}-byte limit: send large content by reference (e.g. a URI)"
-            )
-        message = aio_pika.Message(
-            body,
-            headers=dict(headers) if headers else None,
-            content_type="application/json",
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=envelope.id,
-            type=envelope.type,
-            timestamp=envelope.occurred_at,
-        )
-        return PublishedEvent(envelope.id, key, body_dict), message
-
     async def publish(
         self,
         event_type: str,
@@ -317,24 +249,20 @@ class EventPublisher:
 
         Raises:
             InvalidEventError: the event breaks the contract; nothing was sent.
+            PublisherClosedError: called outside `async with`; nothing was sent.
             UnroutableError: no queue is bound for its routing key.
             PublishTimeoutError: the broker did not confirm in time.
             BrokerUnavailableError: the connection failed on every attempt.
             PublishError: the broker refused the event otherwise.
         """
-        fields = data.model_dump() if isinstance(data, BaseModel) else dict(data)
-        try:
-            envelope = Envelope(
-                id=new_event_id() if event_id is None else event_id,
-                type=event_type,
-                schema_version=1,
-                project_id=project_id,
-                source=self._source,
-                occurred_at=utc_now() if occurred_at is None else occurred_at,
-                data=fields,
-            )
-        except ValidationError as exc:
-            raise InvalidEventError(f"invalid event envelope: {_describe(exc)}") from None
+        envelope = build_envelope(
+            event_type,
+            data,
+            project_id=project_id,
+            source=self._source,
+            event_id=event_id,
+            occurred_at=occurred_at,
+        )
         return await self.publish_envelope(envelope, headers=headers)
 
     async def publish_envelope(
@@ -345,7 +273,7 @@ class EventPublisher:
         Raises:
             The same errors as `publish`.
         """
-        return await self._send(*self._encode(envelope, headers))
+        return await self._send(*encode(envelope, headers, max_body_bytes=self._max_body))
 
     async def publish_batch(
         self, events: Iterable[Envelope], *, window: int = 256
@@ -362,7 +290,7 @@ class EventPublisher:
         """
         if window < 1:
             raise ValueError("window must be at least 1")
-        prepared = [self._encode(envelope, None) for envelope in events]
+        prepared = [encode(envelope, None, max_body_bytes=self._max_body) for envelope in events]
         self._require_open()
         slots = asyncio.Semaphore(window)
 
@@ -445,171 +373,3 @@ class EventPublisher:
                 "declare it again) and read the broker's log"
             ) from exc
         return event
-
-    async def _publish_fields(
-        self, event_type: str, project_id: str | None, fields: dict[str, Any]
-    ) -> PublishedEvent:
-        """Publish `fields` as data, leaving out the optional ones given as None."""
-        data = {key: value for key, value in fields.items() if value is not None}
-        return await self.publish(event_type, data, project_id=project_id)
-
-    # Typed helpers: one per event type, keyword arguments mirroring CONTRACT.md section 2.
-    # Extra keyword arguments become extra data fields; each returns the confirmed event.
-
-    async def agent_status(
-        self,
-        project_id: str | None,
-        *,
-        agent_id: str,
-        status: str,
-        message: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `agent_status`: an agent entered `status` (idle, queued, running, ...)."""
-        fields = {"agent_id": agent_id, "status": status, "message": message}
-        return await self._publish_fields("agent_status", project_id, {**fields, **extra})
-
-    async def progress_update(
-        self,
-        project_id: str | None,
-        *,
-        agent_id: str,
-        progress: float,
-        stage: str | None = None,
-        message: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `progress_update`: an agent got `progress` (0.0-1.0) of the way."""
-        fields = {"agent_id": agent_id, "progress": progress, "stage": stage, "message": message}
-        return await self._publish_fields("progress_update", project_id, {**fields, **extra})
-
-    async def generation_complete(
-        self,
-        project_id: str | None,
-        *,
-        agent_id: str,
-        artifacts: Sequence[Mapping[str, Any] | BaseModel],
-        generation_id: str | None = None,
-        summary: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `generation_complete`: an agent produced `artifacts` ({name, uri?, kind?})."""
-        fields = {
-            "agent_id": agent_id,
-            "generation_id": generation_id,
-            "artifacts": [
-                item.model_dump(exclude_none=True) if isinstance(item, BaseModel) else dict(item)
-                for item in artifacts
-            ],
-            "summary": summary,
-        }
-        return await self._publish_fields("generation_complete", project_id, {**fields, **extra})
-
-    async def error(
-        self,
-        project_id: str | None,
-        *,
-        code: str,
-        message: str,
-        retryable: bool,
-        agent_id: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `error`: something failed; `retryable` tells whether trying again may help."""
-        fields = {"agent_id": agent_id, "code": code, "message": message, "retryable": retryable}
-        return await self._publish_fields("error", project_id, {**fields, **extra})
-
-    async def activity_created(
-        self,
-        project_id: str | None,
-        *,
-        actor: str,
-        action: str,
-        target: str | None = None,
-        activity_type: str | None = None,
-        priority: str = "normal",
-        summary: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `activity_created` (also to the activity feed); `project_id` may be None."""
-        fields = {
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "activity_type": activity_type,
-            "priority": priority,
-            "summary": summary,
-        }
-        return await self._publish_fields("activity_created", project_id, {**fields, **extra})
-
-    async def step_updated(
-        self,
-        project_id: str | None,
-        *,
-        workflow_id: str,
-        step_id: str,
-        changes: Mapping[str, Any],
-        user_id: str | None = None,
-        status: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `step_updated`: a workflow step changed (`changes` may be empty)."""
-        fields = {
-            "workflow_id": workflow_id,
-            "step_id": step_id,
-            "user_id": user_id,
-            "status": status,
-            "changes": dict(changes),
-        }
-        return await self._publish_fields("step_updated", project_id, {**fields, **extra})
-
-    async def step_completed(
-        self,
-        project_id: str | None,
-        *,
-        workflow_id: str,
-        step_id: str,
-        user_id: str | None = None,
-        result: Any = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `step_completed`: a workflow step finished, with an optional `result`."""
-        fields = {
-            "workflow_id": workflow_id,
-            "step_id": step_id,
-            "user_id": user_id,
-            "result": result,
-        }
-        return await self._publish_fields("step_completed", project_id, {**fields, **extra})
-
-    async def deployment_status(
-        self,
-        project_id: str | None,
-        *,
-        deployment_id: str,
-        status: str,
-        progress: float | None = None,
-        message: str | None = None,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `deployment_status`: a deployment entered `status` or progressed."""
-        fields = {
-            "deployment_id": deployment_id,
-            "status": status,
-            "progress": progress,
-            "message": message,
-        }
-        return await self._publish_fields("deployment_status", project_id, {**fields, **extra})
-
-    async def deployment_log(
-        self,
-        project_id: str | None,
-        *,
-        deployment_id: str,
-        stream: str,
-        line: str,
-        **extra: Any,
-    ) -> PublishedEvent:
-        """Publish `deployment_log`: one `line` a deployment wrote to `stream` (stdout/stderr)."""
-        fields = {"deployment_id": deployment_id, "stream": stream, "line": line}
-        return await self._publish_fields("deployment_log", project_id, {**fields, **extra})
