@@ -2,7 +2,8 @@
 
 A client that stops reading fills only its own queue; when the queue is full the client is
 disconnected as slow (it resumes by offset when it returns) and nobody else waits for it.
-Both transports implement `ClientConnection`; the router only ever calls `offer()`.
+Both transports implement `ClientConnection`; the router and the resume logic only call
+`deliver()`, `catch_up()` and `push()`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections import deque
-from typing import ClassVar
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from bridge.decoding import Event
 
@@ -21,31 +24,42 @@ logger = logging.getLogger(__name__)
 SLOW_CONSUMER = "slow_consumer"
 
 
-class ClientConnection(ABC):
-    """A browser connection, whichever the transport, as the router sees it.
+@dataclass(slots=True)
+class Subscription:
+    """A connection's place in one room.
 
     Attributes:
-        id: the connection's id (Socket.IO sid or a generated WebSocket id).
-        rooms: the rooms it is in.
-        last_offset: the offset of the newest event queued for it; an event at or below this
-            offset is never queued again, so a client in two matching rooms gets it once.
+        covered_after: every event of the room above this offset is (or will be) delivered.
+        pending: while a catch-up is read from the log, live events wait here; None when live.
     """
+
+    covered_after: int
+    pending: list[Event] | None = field(default=None)
+
+
+class ClientConnection(ABC):
+    """A browser connection, whichever the transport, as the router sees it."""
 
     transport: ClassVar[str]
 
     def __init__(self, connection_id: str, *, limit: int) -> None:
         self.id = connection_id
-        self.rooms: set[str] = set()
-        self.last_offset = -1
+        self.rooms: dict[str, Subscription] = {}
         self._limit = limit
         self._queue: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
 
+    # -- what each transport provides -----------------------------------------------------
+
     @abstractmethod
     def frame(self, event: Event) -> str:
         """The frame this transport sends for an event (encoded once per event, shared)."""
+
+    @abstractmethod
+    def notice(self, name: str, payload: dict[str, Any]) -> str:
+        """The frame of a bridge notice such as `resync-required`."""
 
     @abstractmethod
     async def write(self, frame: str) -> None:
@@ -54,6 +68,8 @@ class ClientConnection(ABC):
     @abstractmethod
     async def disconnect(self, reason: str) -> None:
         """Close the connection, telling the client why."""
+
+    # -- delivery ---------------------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
@@ -69,31 +85,68 @@ class ClientConnection(ABC):
         """Start the writer task."""
         self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
 
-    def offer(self, event: Event) -> None:
-        """Queue an event unless this connection already got it (same or newer offset)."""
-        if event.offset <= self.last_offset:
+    def owner(self, event: Event) -> str | None:
+        """The room through which this connection gets `event`: the first of the event's rooms
+        that covers it. A connection in two matching rooms thus gets each event once."""
+        for room in event.rooms:
+            subscription = self.rooms.get(room)
+            if subscription is not None and subscription.covered_after < event.offset:
+                return room
+        return None
+
+    def deliver(self, event: Event, room: str) -> None:
+        """Queue a live event of `room` (or hold it while that room catches up)."""
+        subscription = self.rooms[room]
+        if subscription.pending is not None:
+            subscription.pending.append(event)
+            if len(subscription.pending) > self._limit:
+                self.push_overflow()
             return
-        self.last_offset = event.offset
         self.push(self.frame(event))
 
+    def catch_up(self, room: str, events: Iterable[Event]) -> int:
+        """Queue a room's past events, skipping those another of its rooms delivers; return
+        how many were queued."""
+        count = 0
+        for event in events:
+            if self.owner(event) == room:
+                self.push(self.frame(event))
+                count += 1
+        return count
+
+    def go_live(self, room: str) -> None:
+        """End a catch-up: queue the live events held meanwhile, then deliver directly."""
+        subscription = self.rooms.get(room)
+        if subscription is None or subscription.pending is None:
+            return
+        held, subscription.pending = subscription.pending, None
+        for event in held:
+            self.push(self.frame(event))
+
     def push(self, frame: str) -> None:
-        """Queue a frame (event or reply) in order; a full queue disconnects the client as slow."""
+        """Queue a frame (event, notice or reply) in order; a full queue means a slow client."""
         if self._closed:
             return
         if len(self._queue) >= self._limit:
-            self._closed = True
-            self._queue.clear()
-            logger.warning(
-                "disconnecting %s client %s: %d frames queued, it is not reading",
-                self.transport,
-                self.id,
-                self._limit,
-            )
-            task = asyncio.create_task(self.disconnect(SLOW_CONSUMER))
-            task.add_done_callback(_log_failure)
+            self.push_overflow()
             return
         self._queue.append(frame)
         self._wakeup.set()
+
+    def push_overflow(self) -> None:
+        """Disconnect this client as slow: it is not reading what it is sent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        logger.warning(
+            "disconnecting %s client %s: more than %d events queued, it is not reading",
+            self.transport,
+            self.id,
+            self._limit,
+        )
+        task = asyncio.create_task(self.disconnect(SLOW_CONSUMER))
+        task.add_done_callback(_log_failure)
 
     async def _write_loop(self) -> None:
         while not self._closed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -119,6 +120,63 @@ class LogReader:
             await self._last.ack(multiple=True)
         self._last = None
         self._unacked = 0
+
+
+class LogGapError(Exception):
+    """The log no longer holds the start of the requested range (retention removed it)."""
+
+
+class LogClosedError(Exception):
+    """The log could not be read to the end of the range (the broker connection was lost)."""
+
+
+async def read_range(
+    connection: aio_pika.abc.AbstractConnection,
+    log_name: str,
+    after: int,
+    upto: int,
+    *,
+    prefetch: int,
+) -> AsyncIterator[LogRecord]:
+    """Yield the log's records with `after < offset <= upto`, in order, markers included.
+
+    Raises:
+        LogGapError: the first record the log still holds is past `after + 1`.
+        LogClosedError: reading stopped before `upto`.
+    """
+    if upto <= after:
+        return
+    async with LogReader(connection, log_name, after + 1, prefetch=prefetch) as reader:
+        first = True
+        while (record := await reader.next()) is not None:
+            await reader.done(record)
+            if record.offset <= after:
+                continue  # the broker starts at the chunk holding `after + 1`
+            if first and record.offset > after + 1:
+                raise LogGapError(f"the log starts at offset {record.offset} now")
+            first = False
+            yield record
+            if record.offset >= upto:
+                return
+    raise LogClosedError(f"the log could not be read up to offset {upto}")
+
+
+async def probe_tail(
+    channel: AbstractChannel, connection: aio_pika.abc.AbstractConnection, log_name: str
+) -> tuple[str, int]:
+    """Append a sync marker and return its id and offset: the log's tail right now."""
+    sync_id = await append_sync_marker(channel, log_name)
+    async with LogReader(connection, log_name, "last", prefetch=1000) as reader:
+        while (record := await reader.next()) is not None:
+            await reader.done(record)
+            if is_sync(record, sync_id):
+                return sync_id, record.offset
+    raise LogClosedError("the log closed before its tail could be found")
+
+
+def is_sync(record: LogRecord, sync_id: str) -> bool:
+    """Whether a record is the sync marker with this id."""
+    return record.marker == "sync" and (record.message.headers or {}).get(SYNC_ID_HEADER) == sync_id
 
 
 async def append_sync_marker(channel: AbstractChannel, log_name: str) -> str:

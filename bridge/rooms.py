@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 from bridge.decoding import Event
-from bridge.delivery import ClientConnection
+from bridge.delivery import ClientConnection, Subscription
 
 
 class Rooms:
@@ -26,10 +26,10 @@ class Rooms:
             self.leave(connection, room)
         self._connections.discard(connection)
 
-    def join(self, connection: ClientConnection, room: str) -> None:
+    def join(self, connection: ClientConnection, room: str, subscription: Subscription) -> None:
         """Put a connection in a room; from now on it gets the room's events."""
         self._members.setdefault(room, set()).add(connection)
-        connection.rooms.add(room)
+        connection.rooms[room] = subscription
 
     def leave(self, connection: ClientConnection, room: str) -> None:
         """Take a connection out of a room."""
@@ -38,22 +38,23 @@ class Rooms:
             members.discard(connection)
             if not members:
                 del self._members[room]
-        connection.rooms.discard(room)
+        connection.rooms.pop(room, None)
 
-    def dispatch(self, event: Event) -> int:
-        """Offer an event to every member of its rooms; return how many offers were made.
+    def dispatch(self, event: Event) -> None:
+        """Hand a live event to every member of its rooms, once per connection.
 
-        A connection in two of the event's rooms is offered it twice and queues it once
-        (see `ClientConnection.offer`).
+        A connection in several of the event's rooms gets it through the first of them only.
         """
-        offers = 0
-        for room in event.rooms:
-            members = self._members.get(room)
-            if members:
-                for connection in members:
-                    connection.offer(event)
-                offers += len(members)
-        return offers
+        if not event.rooms:
+            return
+        first, *others = event.rooms
+        for connection in self._members.get(first, ()):
+            connection.deliver(event, first)
+        for index, room in enumerate(others):
+            earlier = event.rooms[: index + 1]
+            for connection in self._members.get(room, ()):
+                if not any(previous in connection.rooms for previous in earlier):
+                    connection.deliver(event, room)
 
     def connections(self) -> Iterator[ClientConnection]:
         """Every registered connection."""

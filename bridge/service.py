@@ -2,9 +2,11 @@
 
 One supervisor task owns the broker connection. Each *session* (one connection's lifetime):
 declares the topology, learns the log's epoch, appends a sync marker, then reads the log in
-order from where the last session stopped. Records up to the newest offset already handled are
-history (only checked for dead letters); newer ones are routed live. When the connection drops,
-the session ends and the supervisor reconnects with backoff; clients stay connected meanwhile.
+order. The first session starts `warm_start_events` before the tail (a *warm start*: buffers and
+snapshot state are rebuilt before the bridge reports ready); later sessions continue after the
+newest offset handled. Records already handled are only checked for dead letters; newer ones are
+recorded in the history and routed live. When the connection drops, the session ends and the
+supervisor reconnects with backoff; clients stay connected meanwhile.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from bridge import broker, logmeta, topology
 from bridge.deadletters import DeadLetterWriter
 from bridge.decoding import DeadLetter, decode
 from bridge.errors import BrokerUnavailableError, RequestError, TopologyError
-from bridge.eventlog import SYNC_ID_HEADER, LogReader, LogRecord, OffsetSpec, append_sync_marker
+from bridge.eventlog import LogReader, LogRecord, is_sync, probe_tail
+from bridge.history import LastValues, RoomBuffers
+from bridge.resume import Resumer
 from bridge.rooms import Rooms
 from bridge.settings import Settings
 from producers import EventPublisher, InvalidEventError, PublishError
@@ -44,12 +48,17 @@ class BridgeService:
         self.settings = settings
         self.names = topology.Names(settings.prefix)
         self.rooms = Rooms()
+        self.history = RoomBuffers(settings.history_max_events)
+        self.state = LastValues(settings.state_max_entries)
+        self.resumer = Resumer(self)
+        self.amqp_connection: AbstractConnection | None = None
         self.epoch = ""
         self.head = -1
         """The newest log offset this bridge has handled."""
         self.events_routed = 0
         self.dead_lettered = 0
         self._checked: int | None = None
+        self._warm = False
         self._connected = False
         self._synced = asyncio.Event()
         self._publisher: EventPublisher | None = None
@@ -93,6 +102,7 @@ class BridgeService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
+        await self.resumer.close()
         # 2. Close every client connection (writers stop; clients resume by offset later).
         connections = list(self.rooms.connections())
         await asyncio.gather(
@@ -152,6 +162,7 @@ class BridgeService:
                     connection = await broker.connect(self.settings.amqp_url, "bridge")
                 async with connection:
                     self._connected = True
+                    self.amqp_connection = connection
                     failures = 0
                     await self._session(connection)
                 logger.warning("the log consumer stopped (broker connection lost); reconnecting")
@@ -166,6 +177,7 @@ class BridgeService:
                 self._connected = False
                 self._synced.clear()
                 self._publisher = None
+                self.amqp_connection = None
                 connection = None
             await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
             failures += 1
@@ -179,6 +191,7 @@ class BridgeService:
         if self.epoch and epoch != self.epoch:
             logger.warning("the log was re-created (epoch %s → %s)", self.epoch, epoch)
             self.head, self._checked = -1, None
+            self.state.reset()
         self.epoch = epoch
         writer = None
         if self.settings.dead_letter_writer:
@@ -192,7 +205,9 @@ class BridgeService:
                 checked=-1 if self._checked is None else self._checked,
                 publish_timeout=self.settings.publish_timeout,
             )
-        start = self._start_offset(declared.log_created)
+        sync_id, tail = await probe_tail(channel, connection, self.names.log)
+        start = self._start_offset(tail)
+        self._warm = self.head < 0  # the buffers start over at the first record read
         publisher = EventPublisher(
             connection=connection,
             prefix=self.settings.prefix,
@@ -209,31 +224,34 @@ class BridgeService:
                     connection, self.names.log, start, prefetch=self.settings.consumer_prefetch
                 )
             )
-            sync_id = await append_sync_marker(channel, self.names.log)
             self._publisher = publisher
-            logger.info("reading %s from %s", self.names.log, start)
+            logger.info("reading %s from offset %s (tail %d)", self.names.log, start, tail)
             while (record := await reader.next()) is not None:
                 await self._handle(record, sync_id, writer)
                 await reader.done(record)
             if writer is not None:
                 self._checked = writer.checked
 
-    def _start_offset(self, log_created: bool) -> OffsetSpec:
-        """Where a session starts reading: after what was handled or checked, the older."""
-        candidates = [self.head + 1] if self.head >= 0 else []
+    def _start_offset(self, tail: int) -> int:
+        """Where a session starts reading: after what was handled (or, at a warm start, the
+        warm window before the tail), or after the dead-letter checkpoint if that is older."""
+        warm = max(0, tail - self.settings.warm_start_events)
+        candidates = [self.head + 1 if self.head >= 0 else warm]
         if self.settings.dead_letter_writer and self._checked is not None:
             candidates.append(self._checked + 1)
-        if candidates:
-            return min(candidates)
-        return "first" if log_created else "next"
+        return min(candidates)
 
     async def _handle(
         self, record: LogRecord, sync_id: str, writer: DeadLetterWriter | None
     ) -> None:
         """Decide one record's fate: marker, history, dead letter, or live event."""
         message = record.message
+        if self._warm:
+            # Complete from here on; earlier offsets were not read (or retention removed them).
+            self.history.reset(floor=record.offset - 1)
+            self._warm = False
         if record.marker is not None:
-            if record.marker == "sync" and (message.headers or {}).get(SYNC_ID_HEADER) == sync_id:
+            if is_sync(record, sync_id):
                 self.head = max(self.head, record.offset)
                 self._synced.set()
                 if self._startup is not None and not self._startup.done():
@@ -253,6 +271,8 @@ class BridgeService:
                 await writer.put(record.offset, message, result)
                 self.dead_lettered += live
         elif live:
+            self.history.record(result)
+            self.state.record(result)
             self.rooms.dispatch(result)
             self.events_routed += 1
         if writer is not None:

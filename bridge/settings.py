@@ -46,6 +46,33 @@ class Settings(BaseSettings):
     consumer_prefetch: int = Field(
         500, ge=10, le=10_000, description="Unacknowledged log messages in flight to the bridge."
     )
+    history_max_events: int = Field(
+        100_000,
+        ge=0,
+        description="Recent events kept in memory (all rooms together) to serve short resumes "
+        "without reading the log.",
+    )
+    state_max_entries: int = Field(
+        100_000,
+        ge=0,
+        description="Latest-state entries (agent status, progress, deployment status) kept for "
+        "snapshots; the least recently updated are dropped first.",
+    )
+    catchup_max_events: int = Field(
+        10_000,
+        ge=0,
+        description="Most events one resume may send; past it the client gets resync-required "
+        "(too_many).",
+    )
+    catchup_concurrency: int = Field(
+        2, ge=1, description="Resumes reading the log (not memory) at the same time."
+    )
+    warm_start_events: int = Field(
+        100_000,
+        ge=0,
+        description="How many of the log's newest records a starting bridge reads to rebuild its "
+        "buffers and snapshot state before it reports ready.",
+    )
     outbox_size: int = Field(
         2_000,
         ge=10,

@@ -11,6 +11,7 @@ from typing import Any
 
 from bridge.delivery import ClientConnection
 from bridge.errors import RequestError
+from bridge.resume import Continuation
 from bridge.service import BridgeService
 from schemas.routing import ACTIVITY_FEED, is_valid_project_id, project_room
 
@@ -68,8 +69,11 @@ class Subscriptions:
     def __init__(self, service: BridgeService) -> None:
         self._service = service
 
-    def join(self, connection: ClientConnection, request: JoinRequest) -> dict[str, Any]:
-        """Put the connection in the room; return the reply fields (`room`, `epoch`, `offset`)."""
+    def join(
+        self, connection: ClientConnection, request: JoinRequest
+    ) -> tuple[dict[str, Any], Continuation]:
+        """Put the connection in the room; return the reply fields (`room`, `epoch`, `offset`)
+        and the continuation the transport runs right after queueing the reply."""
         if (
             request.room not in connection.rooms
             and len(connection.rooms) >= MAX_ROOMS_PER_CONNECTION
@@ -78,8 +82,7 @@ class Subscriptions:
                 "too_many_rooms",
                 f"a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first",
             )
-        self._service.rooms.join(connection, request.room)
-        return {"room": request.room, "epoch": self._service.epoch, "offset": self._service.head}
+        return self._service.resumer.join(connection, request.room, request.since, request.epoch)
 
     def leave(self, connection: ClientConnection, room: str) -> dict[str, Any]:
         """Take the connection out of the room (leaving a room one is not in is not an error)."""

@@ -20,6 +20,7 @@ from bridge.client_events import CLIENT_EVENTS, build_client_event
 from bridge.decoding import Event
 from bridge.delivery import ClientConnection
 from bridge.errors import RequestError
+from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields
 from schemas.routing import ACTIVITY_FEED
@@ -58,6 +59,10 @@ class SocketIOConnection(ClientConnection):
         """The Socket.IO EVENT packet for this event."""
         return event.socketio_frame
 
+    def notice(self, name: str, payload: dict[str, Any]) -> str:
+        """A notice as a Socket.IO EVENT packet named `name`."""
+        return f"2{json.dumps([name, payload], separators=(',', ':'))}"
+
     async def write(self, frame: str) -> None:
         """Hand one packet to Engine.IO, waiting while its queue for this client is long."""
         socket = self._server.eio.sockets.get(self._eio_sid)
@@ -75,6 +80,12 @@ class SocketIOConnection(ClientConnection):
         with contextlib.suppress(Exception):
             await self._server.emit("bridge-disconnect", {"reason": reason}, to=self.id)
             await self._server.disconnect(self.id)
+
+
+def _after_ack(then: Continuation) -> None:
+    # python-socketio queues the ack as soon as the handler returns, without yielding to the
+    # event loop; a callback scheduled now therefore runs after the ack is queued.
+    asyncio.get_running_loop().call_soon(then)
 
 
 def _error(exc: RequestError) -> dict[str, Any]:
@@ -152,9 +163,11 @@ class SocketIOTransport:
         try:
             room, payload = _project_request(_single_payload(args))
             since, epoch = resume_fields(payload)
-            reply = self._subscriptions.join(self._connection(sid), JoinRequest(room, since, epoch))
+            request = JoinRequest(room, since, epoch)
+            reply, then = self._subscriptions.join(self._connection(sid), request)
         except RequestError as exc:
             return _error(exc)
+        _after_ack(then)
         return {"ok": True, **reply}
 
     async def _leave_project(self, sid: str, *args: Any) -> dict[str, Any]:
@@ -169,9 +182,10 @@ class SocketIOTransport:
         try:
             since, epoch = resume_fields(_feed_request(_single_payload(args)))
             request = JoinRequest(ACTIVITY_FEED, since, epoch)
-            reply = self._subscriptions.join(self._connection(sid), request)
+            reply, then = self._subscriptions.join(self._connection(sid), request)
         except RequestError as exc:
             return _error(exc)
+        _after_ack(then)
         return {"ok": True, **reply}
 
     async def _leave_feed(self, sid: str, *args: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocketState
 from bridge.decoding import Event
 from bridge.delivery import SLOW_CONSUMER, ClientConnection
 from bridge.errors import RequestError
+from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields, room_of
 
@@ -38,6 +39,10 @@ class WebSocketConnection(ClientConnection):
     def frame(self, event: Event) -> str:
         """The envelope plus `offset`, as one JSON text frame."""
         return event.json_frame
+
+    def notice(self, name: str, payload: dict[str, Any]) -> str:
+        """A notice as a typed frame: `resync-required` becomes `{"type": "resync_required"}`."""
+        return json.dumps({"type": name.replace("-", "_"), **payload}, separators=(",", ":"))
 
     async def write(self, frame: str) -> None:
         """Send one text frame; waits while the socket's buffer is full."""
@@ -78,24 +83,26 @@ class WebSocketHandler:
         try:
             message = _parse_request(text)
             request_type = message.get("type")
-            connection.reply(self._answer(connection, request_type, message))
+            answer, then = self._answer(connection, request_type, message)
         except RequestError as exc:
             connection.reply(_request_error(exc.code, exc.message, request_type))
+            return
+        connection.reply(answer)
+        then()
 
     def _answer(
         self, connection: WebSocketConnection, request_type: object, message: dict[str, Any]
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Continuation]:
         if request_type == "ping":
-            return {"type": "pong"}
+            return {"type": "pong"}, _nothing
         if request_type == "subscribe":
             since, epoch = resume_fields(message)
             request = JoinRequest(_target_room(message), since, epoch)
-            return {"type": "subscribed", **self._subscriptions.join(connection, request)}
+            reply, then = self._subscriptions.join(connection, request)
+            return {"type": "subscribed", **reply}, then
         if request_type == "unsubscribe":
-            return {
-                "type": "unsubscribed",
-                **self._subscriptions.leave(connection, _target_room(message)),
-            }
+            left = self._subscriptions.leave(connection, _target_room(message))
+            return {"type": "unsubscribed", **left}, _nothing
         shown = request_type[:40] if isinstance(request_type, str) else request_type
         raise RequestError(
             "unknown_type",
@@ -130,6 +137,10 @@ class WebSocketHandler:
         finally:
             self._service.rooms.remove(connection)
             await connection.stop()
+
+
+def _nothing() -> None:
+    return None
 
 
 def _parse_request(text: str) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Recent history in memory: per-room event buffers and the last value of each piece of state.
+
+- `RoomBuffers` keeps the newest events of every room, bounded by one global event budget with
+  first-in-first-out eviction, so every room's buffer is complete for offsets above one `floor`.
+  Short resumes are served from here without touching the broker.
+- `LastValues` keeps the latest `agent_status` and `progress_update` of each agent and the latest
+  `deployment_status` of each deployment, per project: the snapshot a fresh join receives.
+
+Both are fed every valid event in log order, at warm start and live alike.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+
+from bridge.decoding import Event
+from schemas.events import EventType
+
+SNAPSHOT_KEYS: dict[str, str] = {
+    EventType.AGENT_STATUS: "agent_id",
+    EventType.PROGRESS_UPDATE: "agent_id",
+    EventType.DEPLOYMENT_STATUS: "deployment_id",
+}
+"""Event types that are state, and the data field that names whose state it is."""
+
+
+class TooManyEventsError(Exception):
+    """More events than the catch-up limit would have to be sent."""
+
+
+class RoomBuffers:
+    """The newest events of every room, at most `budget` events in all.
+
+    Attributes:
+        floor: every room's buffer holds every event of that room with an offset above this.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self._budget = budget
+        self._order: deque[Event] = deque()
+        self._rooms: dict[str, deque[Event]] = {}
+        self.floor = -1
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def reset(self, floor: int) -> None:
+        """Forget everything; the buffers are complete above `floor` from now on."""
+        self._order.clear()
+        self._rooms.clear()
+        self.floor = floor
+
+    def record(self, event: Event) -> None:
+        """Add an event (events arrive in offset order), evicting the oldest past the budget."""
+        if not event.rooms:
+            return
+        self._order.append(event)
+        for room in event.rooms:
+            buffer = self._rooms.get(room)
+            if buffer is None:
+                self._rooms[room] = buffer = deque()
+            buffer.append(event)
+        while len(self._order) > self._budget:
+            oldest = self._order.popleft()
+            for room in oldest.rooms:
+                buffer = self._rooms[room]
+                buffer.popleft()
+                if not buffer:
+                    del self._rooms[room]
+            self.floor = oldest.offset
+
+    def covers(self, after: int) -> bool:
+        """Whether every event above offset `after` is still in memory."""
+        return after >= self.floor
+
+    def between(self, room: str, after: int, upto: int, *, limit: int) -> list[Event]:
+        """The room's events with `after < offset <= upto`, oldest first.
+
+        Raises:
+            TooManyEventsError: there are more than `limit` of them.
+        """
+        found: list[Event] = []
+        for event in reversed(self._rooms.get(room, ())):
+            if event.offset <= after:
+                break
+            if event.offset <= upto:
+                found.append(event)
+                if len(found) > limit:
+                    raise TooManyEventsError
+        found.reverse()
+        return found
+
+
+class LastValues:
+    """The latest state events per project, at most `capacity` entries (least recently updated
+    entries are evicted first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[str, str, str], Event] = OrderedDict()
+        self._projects: dict[str, dict[tuple[str, str, str], Event]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def reset(self) -> None:
+        """Forget everything (the log was re-created)."""
+        self._entries.clear()
+        self._projects.clear()
+
+    def record(self, event: Event) -> None:
+        """Keep the event if it is the newest state of its agent or deployment."""
+        field = SNAPSHOT_KEYS.get(event.type)
+        if field is None or event.project_id is None:
+            return
+        subject = event.data.get(field)
+        if not isinstance(subject, str):
+            return
+        key = (event.project_id, event.type, subject)
+        self._entries[key] = event
+        self._entries.move_to_end(key)
+        self._projects.setdefault(event.project_id, {})[key] = event
+        while len(self._entries) > self._capacity:
+            (project, *_), _ = old = self._entries.popitem(last=False)
+            entries = self._projects[project]
+            del entries[old[0]]
+            if not entries:
+                del self._projects[project]
+
+    def snapshot(self, project_id: str) -> list[Event]:
+        """The project's current state events, oldest offset first."""
+        return sorted(self._projects.get(project_id, {}).values(), key=lambda event: event.offset)
