@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +71,9 @@ class Resumer:
         if since is None or reason is not None:
             snapshot = self._snapshot(room, head)
             notice = None if reason is None else self._notice(room, reason)
-            return reply, lambda: self._send(connection, room, snapshot, notice, head)
+            return reply, lambda: self._send(
+                connection, room, head, snapshot=snapshot, notice=notice
+            )
         if service.history.covers(since):
             try:
                 events = service.history.between(
@@ -80,8 +82,10 @@ class Resumer:
             except TooManyEventsError:
                 snapshot = self._snapshot(room, head)
                 notice = self._notice(room, ResyncReason.TOO_MANY)
-                return reply, lambda: self._send(connection, room, snapshot, notice, head)
-            return reply, lambda: self._send(connection, room, events, None, head)
+                return reply, lambda: self._send(
+                    connection, room, head, snapshot=snapshot, notice=notice
+                )
+            return reply, lambda: self._send(connection, room, head, missed=events)
         return reply, lambda: self._spawn(connection, room, since, head)
 
     def _refusal(self, since: int | None, epoch: str | None, head: int) -> ResyncReason | None:
@@ -111,21 +115,23 @@ class Resumer:
         self,
         connection: ClientConnection,
         room: str,
-        events: list[Event],
-        notice: dict[str, Any] | None,
         upto: int,
+        *,
+        missed: Sequence[Event] = (),
+        snapshot: Sequence[Event] = (),
+        notice: dict[str, Any] | None = None,
     ) -> None:
-        """Queue the notice (if any) and the events, then release the held live events."""
+        """Queue the resync notice, the snapshot and the missed events (whichever are given),
+        then release the live events held meanwhile."""
         subscription = connection.rooms.get(room)
         if subscription is None or subscription.pending is None:
             return  # left the room meanwhile
         if notice is not None:
             subscription.covered_after = max(subscription.covered_after, upto)
             connection.push(connection.notice(RESYNC_NOTICE, notice))
-            for event in events:  # the snapshot: older than what the room covers
-                connection.push(connection.frame(event))
-        else:
-            connection.catch_up(room, events)
+        for event in snapshot:  # older than what the room covers: sent as they are
+            connection.push(connection.frame(event))
+        connection.catch_up(room, missed)
         connection.go_live(room)
 
     def _spawn(self, connection: ClientConnection, room: str, since: int, upto: int) -> None:
@@ -157,10 +163,10 @@ class Resumer:
         if connection.rooms.get(room) is not subscription:
             return
         if reason is None:
-            self._send(connection, room, events, None, upto)
+            self._send(connection, room, upto, missed=events)
         else:
-            notice = self._notice(room, reason)
-            self._send(connection, room, self._snapshot(room, upto), notice, upto)
+            snapshot = self._snapshot(room, upto)
+            self._send(connection, room, upto, snapshot=snapshot, notice=self._notice(room, reason))
 
     async def _read(self, room: str, since: int, upto: int, limit: int) -> list[Event]:
         service = self._service

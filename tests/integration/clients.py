@@ -28,7 +28,11 @@ class SocketIOWatcher:
 
     def events(self) -> list[dict[str, Any]]:
         """The payloads of every bridge event received (envelope plus offset), in order."""
-        return [data for _, data in self.received if isinstance(data, dict) and "offset" in data]
+        return [
+            data
+            for _, data in self.received
+            if isinstance(data, dict) and "offset" in data and "id" in data
+        ]
 
     async def call(self, event: str, *payload: Any, timeout: float = 5) -> Any:
         """Emit an event and return the server's acknowledgement."""
