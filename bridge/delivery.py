@@ -47,6 +47,9 @@ class ClientConnection(ABC):
         self.rooms: dict[str, Subscription] = {}
         self._limit = limit
         self._queue: deque[str] = deque()
+        self._pushed = 0
+        self._written = 0
+        self._backlog_until = 0
         self._wakeup = asyncio.Event()
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
@@ -104,15 +107,23 @@ class ClientConnection(ABC):
             return
         self.push(self.frame(event))
 
-    def catch_up(self, room: str, events: Iterable[Event]) -> int:
-        """Queue a room's past events, skipping those another of its rooms delivers; return
-        how many were queued."""
-        count = 0
-        for event in events:
-            if self.owner(event) == room:
-                self.push(self.frame(event))
-                count += 1
-        return count
+    def catch_up(self, room: str, events: Iterable[Event]) -> None:
+        """Queue a room's past events, skipping those another of its rooms delivers."""
+        self.push_backlog(self.frame(event) for event in events if self.owner(event) == room)
+
+    def push_backlog(self, frames: Iterable[str]) -> None:
+        """Queue a bounded batch of past events (a catch-up or a snapshot) in order.
+
+        The batch does not count against the slow-consumer limit: only what is queued beyond
+        it does, so a long resume is not mistaken for a client that stopped reading.
+        """
+        if self._closed:
+            return
+        for frame in frames:
+            self._queue.append(frame)
+            self._pushed += 1
+        self._backlog_until = self._pushed
+        self._wakeup.set()
 
     def go_live(self, room: str) -> None:
         """End a catch-up: queue the live events held meanwhile, then deliver directly."""
@@ -127,10 +138,12 @@ class ClientConnection(ABC):
         """Queue a frame (event, notice or reply) in order; a full queue means a slow client."""
         if self._closed:
             return
-        if len(self._queue) >= self._limit:
+        backlog = max(0, self._backlog_until - self._written)
+        if len(self._queue) >= self._limit + backlog:
             self.push_overflow()
             return
         self._queue.append(frame)
+        self._pushed += 1
         self._wakeup.set()
 
     def push_overflow(self) -> None:
@@ -154,6 +167,7 @@ class ClientConnection(ABC):
             self._wakeup.clear()
             while self._queue and not self._closed:
                 await self.write(self._queue.popleft())
+                self._written += 1
 
     async def stop(self) -> None:
         """Stop the writer; frames not yet written are dropped."""

@@ -164,9 +164,13 @@ async def read_range(
 async def probe_tail(
     channel: AbstractChannel, connection: aio_pika.abc.AbstractConnection, log_name: str
 ) -> tuple[str, int]:
-    """Append a sync marker and return its id and offset: the log's tail right now."""
-    sync_id = await append_sync_marker(channel, log_name)
-    async with LogReader(connection, log_name, "last", prefetch=1000) as reader:
+    """Append a sync marker and return its id and offset: the log's tail right now.
+
+    The reader attaches at "next" *before* the marker is appended, so it is sure to see it
+    ("last" is not: with other producers publishing, the last chunk may already lie past it).
+    """
+    async with LogReader(connection, log_name, "next", prefetch=1000) as reader:
+        sync_id = await append_sync_marker(channel, log_name)
         while (record := await reader.next()) is not None:
             await reader.done(record)
             if is_sync(record, sync_id):

@@ -129,8 +129,8 @@ class Resumer:
         if notice is not None:
             subscription.covered_after = max(subscription.covered_after, upto)
             connection.push(connection.notice(RESYNC_NOTICE, notice))
-        for event in snapshot:  # older than what the room covers: sent as they are
-            connection.push(connection.frame(event))
+        # The snapshot is older than what the room covers: it is sent as it is.
+        connection.push_backlog(connection.frame(event) for event in snapshot)
         connection.catch_up(room, missed)
         connection.go_live(room)
 

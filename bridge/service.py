@@ -184,10 +184,12 @@ class BridgeService:
 
     async def _session(self, connection: AbstractConnection) -> None:
         declared = await topology.declare(connection, self.settings)
+        logger.debug("topology declared (log created now: %s)", declared.log_created)
         channel = await connection.channel(publisher_confirms=True)
         epoch = await logmeta.ensure_epoch(
             channel, self.names.epoch, log_created=declared.log_created
         )
+        logger.debug("log epoch %s", epoch)
         if self.epoch and epoch != self.epoch:
             logger.warning("the log was re-created (epoch %s → %s)", self.epoch, epoch)
             self.head, self._checked = -1, None
@@ -205,6 +207,7 @@ class BridgeService:
                 checked=-1 if self._checked is None else self._checked,
                 publish_timeout=self.settings.publish_timeout,
             )
+        logger.debug("dead-letter checkpoint %s", self._checked)
         sync_id, tail = await probe_tail(channel, connection, self.names.log)
         start = self._start_offset(tail)
         self._warm = self.head < 0  # the buffers start over at the first record read

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,6 +43,42 @@ async def wait_ready(port: int, timeout: float = 20) -> None:
                     return
             await asyncio.sleep(0.1)
     raise AssertionError(f"the bridge on port {port} did not become ready in {timeout} s")
+
+
+EVENTBRIDGE = [sys.executable, "-m", "bridge.cli.main"]
+
+
+@asynccontextmanager
+async def serve_process(
+    amqp_url: str, prefix: str, port: int, *, log: Path | None = None, **env: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run `eventbridge serve` as a child process; kill it if the test leaves it running.
+
+    Its output is piped, or appended to `log` for a long run whose pipes nobody reads.
+    """
+    output: Any = asyncio.subprocess.PIPE if log is None else log.open("ab")
+    process = await asyncio.create_subprocess_exec(
+        *EVENTBRIDGE,
+        "serve",
+        "--port",
+        str(port),
+        stdout=asyncio.subprocess.PIPE if log is None else asyncio.subprocess.DEVNULL,
+        stderr=output,
+        env={
+            **os.environ,
+            "EVENTBRIDGE_AMQP_URL": amqp_url,
+            "EVENTBRIDGE_PREFIX": prefix,
+            **env,
+        },
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if log is not None:
+            output.close()
 
 
 @dataclass

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
 import aio_pika
 import websockets
@@ -18,36 +15,7 @@ from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from tests.helpers import wait_for
 from tests.integration.clients import socketio_client, websocket_client
-from tests.integration.conftest import free_port, running_bridge, wait_ready
-
-EVENTBRIDGE = [sys.executable, "-m", "bridge.cli.main"]
-
-
-@asynccontextmanager
-async def serve_process(
-    amqp_url: str, prefix: str, port: int, **env: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run `eventbridge serve` as a child process; kill it if the test leaves it running."""
-    process = await asyncio.create_subprocess_exec(
-        *EVENTBRIDGE,
-        "serve",
-        "--port",
-        str(port),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={
-            **os.environ,
-            "EVENTBRIDGE_AMQP_URL": amqp_url,
-            "EVENTBRIDGE_PREFIX": prefix,
-            **env,
-        },
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+from tests.integration.conftest import free_port, running_bridge, serve_process, wait_ready
 
 
 async def test_startup_without_broker_fails_with_one_clear_sentence(prefix: str) -> None:

@@ -156,28 +156,30 @@ async def test_resume_older_than_memory_is_served_from_the_log(
     bridge_settings: Callable[..., Settings], publisher: EventPublisher
 ) -> None:
     """With a 50-event memory buffer, a resume 600 events back is read from the log, exactly."""
-    async with running_bridge(bridge_settings(history_max_events=50)) as bridge:
-        async with producing(publisher) as producer:
-            async with websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws:
-                before = await ws.wait_for_events(10)
-            since = before[-1]["offset"]
-            await producer.wait_count(600)
-            assert not bridge.service.history.covers(since)
-            async with (
-                websocket_client(f"{bridge.ws_url}/ws") as ws,
-                socketio_client(bridge.http_url) as sio,
-            ):
-                await ws.request(
-                    {"type": "subscribe", "project_id": "p1", "since": since}, "subscribed"
-                )
-                assert (await sio.call("join-project", {"project_id": "p1", "since": since}))["ok"]
-                await producer.wait_count(100)
-                await producer.stop()
-                expected = after_offset(producer, before, since)
-                await ws.wait_for_events(len(expected), timeout=30)
-                await sio.wait_for_events(len(expected), timeout=30)
-                await asyncio.sleep(0.3)
-                from_ws, from_sio = ws.events(), sio.events()
+    async with (
+        running_bridge(bridge_settings(history_max_events=50)) as bridge,
+        producing(publisher) as producer,
+    ):
+        async with websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws:
+            before = await ws.wait_for_events(10)
+        since = before[-1]["offset"]
+        await producer.wait_count(600)
+        assert not bridge.service.history.covers(since)
+        async with (
+            websocket_client(f"{bridge.ws_url}/ws") as ws,
+            socketio_client(bridge.http_url) as sio,
+        ):
+            await ws.request(
+                {"type": "subscribe", "project_id": "p1", "since": since}, "subscribed"
+            )
+            assert (await sio.call("join-project", {"project_id": "p1", "since": since}))["ok"]
+            await producer.wait_count(100)
+            await producer.stop()
+            expected = after_offset(producer, before, since)
+            await ws.wait_for_events(len(expected), timeout=30)
+            await sio.wait_for_events(len(expected), timeout=30)
+            await asyncio.sleep(0.3)
+            from_ws, from_sio = ws.events(), sio.events()
     assert_exact_sequence(from_ws, expected)
     assert_exact_sequence(from_sio, expected)
 

@@ -1,0 +1,408 @@
+"""The official JavaScript clients against a live bridge: `socket.io-client` and `WebSocket`.
+
+The scripts in tests/js are also the examples of docs/clients.md. These tests run them with
+`node`, publish events once the script has joined, and check that the script printed exactly
+those events, in order, under the contract's names. They need Node.js 20+ and
+`npm ci --prefix tests/js`; without them they fail, saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import shutil
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.settings import Settings
+from producers import EventPublisher, PublishedEvent
+from tests.helpers import wait_for
+from tests.integration.conftest import RunningBridge, running_bridge
+
+JS_DIR = Path(__file__).resolve().parents[1] / "js"
+INSTALL_COMMAND = "npm ci --prefix tests/js"
+SCRIPT_TIMEOUT_MS = 15_000
+"""How long a script waits for its events before it gives up and exits 1."""
+WAIT_SECONDS = 25.0
+"""How long a test waits on a script: longer than its default limit, so the script says why."""
+RESTART_TIMEOUT_MS = 60_000
+"""A script's limit when the bridge restarts under it: reconnecting takes a few backoff rounds."""
+
+Line = dict[str, Any]
+
+
+def node_executable() -> str:
+    """The `node` to run, failing the test with what to do when Node or the packages are missing."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail(
+            f"node is not on PATH: install Node.js 20 or later, then run `{INSTALL_COMMAND}`.",
+            pytrace=False,
+        )
+    if not (JS_DIR / "node_modules" / "socket.io-client" / "package.json").is_file():
+        pytest.fail(
+            f"tests/js/node_modules is missing socket.io-client: run `{INSTALL_COMMAND}`.",
+            pytrace=False,
+        )
+    return node
+
+
+async def websocket_flags(node: str) -> list[str]:
+    """The flag Node 20 and 21 need for a global `WebSocket`; later versions have it built in."""
+    probe = await asyncio.create_subprocess_exec(
+        node, "-p", "process.versions.node", stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(probe.communicate(), 10)
+    major = int(out.decode().split(".")[0])
+    return ["--experimental-websocket"] if major < 22 else []
+
+
+class NodeScript:
+    """A running client script; its stdout JSON lines are collected as they arrive."""
+
+    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
+        self.process = process
+        self.name = name
+        self.lines: list[Line] = []
+        self.stderr = ""
+        self._readers = [
+            asyncio.create_task(self._read_stdout()),
+            asyncio.create_task(self._read_stderr()),
+        ]
+
+    async def _read_stdout(self) -> None:
+        assert self.process.stdout is not None
+        async for raw in self.process.stdout:
+            text = raw.decode().strip()
+            try:
+                self.lines.append(json.loads(text))
+            except ValueError as exc:
+                raise AssertionError(
+                    f"{self.name} printed a line that is not JSON: {text}"
+                ) from exc
+
+    async def _read_stderr(self) -> None:
+        assert self.process.stderr is not None
+        self.stderr = (await self.process.stderr.read()).decode()
+
+    def _describe(self) -> str:
+        return f"{self.name} printed {self.lines} and wrote to stderr: {self.stderr!r}"
+
+    async def wait_for_line(self, wanted: Callable[[Line], bool], what: str) -> Line:
+        """Wait until the script printed a line that `wanted` accepts; fail if it exits first."""
+        return (await self.wait_for_lines(wanted, what, 1))[0]
+
+    async def wait_for_lines(
+        self, wanted: Callable[[Line], bool], what: str, count: int
+    ) -> list[Line]:
+        """Wait for `count` lines that `wanted` accepts; fail if the script exits first."""
+        found: list[Line] = []
+
+        def seen() -> bool:
+            found[:] = [line for line in self.lines if wanted(line)]
+            return len(found) >= count or self.process.returncode is not None
+
+        await wait_for(seen, WAIT_SECONDS)
+        if len(found) < count:
+            await self.stop()
+            raise AssertionError(f"{self.name} exited before {what}: {self._describe()}")
+        return found
+
+    async def finish(self) -> list[Line]:
+        """Wait for the script to exit on its own; require success; return every line."""
+        try:
+            await asyncio.wait_for(self.process.wait(), WAIT_SECONDS)
+        except TimeoutError as exc:
+            await self.stop()
+            raise AssertionError(f"{self.name} did not exit: {self._describe()}") from exc
+        await asyncio.gather(*self._readers)
+        assert self.process.returncode == 0, (
+            f"{self.name} exited {self.process.returncode}: {self._describe()}"
+        )
+        return self.lines
+
+    async def stop(self) -> None:
+        """Kill the script if it still runs, and collect its output."""
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        await self.process.wait()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
+async def start_script(script: str, *args: str, timeout_ms: int = SCRIPT_TIMEOUT_MS) -> NodeScript:
+    """Start `node tests/js/<script> <args> --timeout <timeout_ms>`."""
+    node = node_executable()
+    flags = await websocket_flags(node) if script == "websocket_client.mjs" else []
+    process = await asyncio.create_subprocess_exec(
+        node,
+        *flags,
+        script,
+        *args,
+        "--timeout",
+        str(timeout_ms),
+        cwd=JS_DIR,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return NodeScript(process, script)
+
+
+@asynccontextmanager
+async def node_script(script: str, *args: str) -> AsyncIterator[NodeScript]:
+    """Run a client script; kill it on the way out if it is still running."""
+    running = await start_script(script, *args)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def publish_mix(events: EventPublisher, project: str) -> list[tuple[str, PublishedEvent]]:
+    """Publish every v1 type for `project`, amid events of other rooms.
+
+    Returns the events a client in `project:<project>` and `activity-feed` must receive, in
+    publish order, each with its Socket.IO event name as the contract spells it. The others'
+    events that must not arrive are published between them, so their absence is checked.
+    """
+    other = f"{project}-other"
+    expected = [
+        ("agent_status", await events.agent_status(project, agent_id="a1", status="running")),
+        ("progress_update", await events.progress_update(project, agent_id="a1", progress=0.5)),
+    ]
+    await events.agent_status(other, agent_id="a1", status="queued")  # another project's room
+    expected += [
+        (
+            "generation_complete",
+            await events.generation_complete(
+                project, agent_id="a1", artifacts=[{"name": "main.tf", "kind": "terraform"}]
+            ),
+        ),
+        ("error", await events.error(project, code="E_QUOTA", message="quota", retryable=True)),
+        (
+            "activity-created",
+            await events.activity_created(project, actor="alice", action="approved"),
+        ),
+        ("activity-created", await events.activity_created(None, actor="ops", action="paged")),
+        ("activity-created", await events.activity_created(other, actor="bob", action="viewed")),
+        (
+            "step-updated",
+            await events.step_updated(project, workflow_id="w", step_id="s", changes={"a": 1}),
+        ),
+        ("step-completed", await events.step_completed(project, workflow_id="w", step_id="s")),
+        (
+            "deployment_status",
+            await events.deployment_status(project, deployment_id="d1", status="running"),
+        ),
+    ]
+    await events.deployment_log(other, deployment_id="d9", stream="stderr", line="not yours")
+    expected.append(
+        (
+            "deployment_log",
+            await events.deployment_log(project, deployment_id="d1", stream="stdout", line="ok"),
+        )
+    )
+    return expected
+
+
+def without_offset(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload minus the `offset` the bridge adds: what the producer sent."""
+    return {key: value for key, value in payload.items() if key != "offset"}
+
+
+def assert_rising_offsets(payloads: list[dict[str, Any]], after: int) -> None:
+    """Every payload has an integer offset above `after`, strictly rising."""
+    offsets = [payload["offset"] for payload in payloads]
+    assert all(isinstance(offset, int) for offset in offsets), offsets
+    assert all(a < b for a, b in itertools.pairwise([after, *offsets])), offsets
+
+
+def socketio_acks(lines: list[Line], bridge: RunningBridge, project: str) -> int:
+    """Check the two join acks the script printed; return the offset they report."""
+    acks = {line["ack"]: line["payload"] for line in lines if "ack" in line}
+    project_ack, feed_ack = acks["join-project"], acks["join-activity-feed"]
+    assert project_ack == {
+        "ok": True,
+        "room": f"project:{project}",
+        "epoch": bridge.service.epoch,
+        "offset": project_ack["offset"],
+    }
+    assert feed_ack == {
+        "ok": True,
+        "room": "activity-feed",
+        "epoch": bridge.service.epoch,
+        "offset": feed_ack["offset"],
+    }
+    offset: int = project_ack["offset"]
+    return offset
+
+
+def assert_socketio_events(lines: list[Line], expected: list[tuple[str, PublishedEvent]]) -> None:
+    """The script printed exactly the expected events: names, envelopes, rising offsets."""
+    received = [(line["event"], line["payload"]) for line in lines if "event" in line]
+    assert [name for name, _ in received] == [name for name, _ in expected]
+    assert [without_offset(payload) for _, payload in received] == [
+        event.envelope for _, event in expected
+    ]
+
+
+async def run_socketio_scenario(
+    bridge: RunningBridge, publisher: EventPublisher, transport_flags: list[str]
+) -> list[Line]:
+    """Run the Socket.IO script, publish the mix once it joined, return its output lines."""
+    async with node_script(
+        "socketio_client.mjs", bridge.http_url, "p1", "11", *transport_flags
+    ) as script:
+        await script.wait_for_line(lambda line: line.get("ack") == "join-activity-feed", "joining")
+        if not transport_flags:
+            await script.wait_for_line(lambda line: "upgrade" in line, "upgrading")
+        expected = await publish_mix(publisher, "p1")
+        assert len(expected) == 11
+        lines = await script.finish()
+    joined_at = socketio_acks(lines, bridge, "p1")
+    assert_socketio_events(lines, expected)
+    assert_rising_offsets([line["payload"] for line in lines if "event" in line], joined_at)
+    return lines
+
+
+async def test_socketio_client_default_transports_polling_then_upgrade(
+    bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """socket.io-client with default transports starts on polling, upgrades, gets every event."""
+    lines = await run_socketio_scenario(bridge, publisher, [])
+    transports = [line for line in lines if "transport" in line or "upgrade" in line]
+    assert transports == [{"transport": "polling"}, {"upgrade": "websocket"}]
+
+
+async def test_socketio_client_websocket_only(
+    bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """socket.io-client over WebSocket only joins, and gets exactly its rooms' events in order."""
+    lines = await run_socketio_scenario(bridge, publisher, ["--websocket-only"])
+    transports = [line for line in lines if "transport" in line or "upgrade" in line]
+    assert transports == [{"transport": "websocket"}]
+
+
+async def test_socketio_client_long_polling_only(
+    bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """socket.io-client that never upgrades receives every event over HTTP long-polling."""
+    lines = await run_socketio_scenario(bridge, publisher, ["--polling-only"])
+    transports = [line for line in lines if "transport" in line or "upgrade" in line]
+    assert transports == [{"transport": "polling"}]
+
+
+async def test_native_websocket_client(bridge: RunningBridge, publisher: EventPublisher) -> None:
+    """The standard WebSocket class subscribes, gets pong, and exactly its rooms' events."""
+    async with node_script("websocket_client.mjs", bridge.ws_url, "p1", "11") as script:
+        await script.wait_for_line(lambda line: line.get("type") == "pong", "the first pong")
+        expected = await publish_mix(publisher, "p1")
+        lines = await script.finish()
+
+    replies = [line for line in lines if "id" not in line]
+    subscribed = [line for line in replies if line["type"] == "subscribed"]
+    assert subscribed == [
+        {
+            "type": "subscribed",
+            "room": "project:p1",
+            "epoch": bridge.service.epoch,
+            "offset": subscribed[0]["offset"],
+        },
+        {
+            "type": "subscribed",
+            "room": "activity-feed",
+            "epoch": bridge.service.epoch,
+            "offset": subscribed[1]["offset"],
+        },
+    ]
+    assert {"type": "pong"} in replies
+    assert all(line["type"] in ("subscribed", "pong") for line in replies), replies
+    frames = [line for line in lines if "id" in line]
+    assert [without_offset(frame) for frame in frames] == [event.envelope for _, event in expected]
+    assert_rising_offsets(frames, subscribed[0]["offset"])
+
+
+async def test_socketio_client_emits_come_back_through_the_room(bridge: RunningBridge) -> None:
+    """new-activity, step-updated, step-completed from socket.io-client are acked and come back."""
+    async with node_script("socketio_client.mjs", bridge.http_url, "p1", "3", "--emit") as script:
+        lines = await script.finish()
+
+    joined_at = socketio_acks(lines, bridge, "p1")
+    emits = [line for line in lines if "ack" in line and "sent" in line]
+    assert [line["ack"] for line in emits] == ["new-activity", "step-updated", "step-completed"]
+    for line in emits:
+        assert line["payload"] == {"ok": True, "id": line["payload"]["id"]}, line
+    received = [(line["event"], line["payload"]) for line in lines if "event" in line]
+    assert [name for name, _ in received] == ["activity-created", "step-updated", "step-completed"]
+    assert [payload["id"] for _, payload in received] == [line["payload"]["id"] for line in emits]
+    for (_, payload), line in zip(received, emits, strict=True):
+        sent = {key: value for key, value in line["sent"].items() if key != "project_id"}
+        assert payload["project_id"] == line["sent"]["project_id"]
+        if payload["type"] == "activity_created":
+            sent.setdefault("priority", "normal")  # the contract's default for activities
+        assert payload["data"] == sent
+    assert_rising_offsets([payload for _, payload in received], joined_at)
+
+
+def event_of(line: Line) -> dict[str, Any] | None:
+    """The event an output line of either script carries, or None for replies and notices."""
+    if "event" in line:
+        payload = line["payload"]
+        return payload if isinstance(payload, dict) and "id" in payload else None
+    return line if "id" in line and "offset" in line else None
+
+
+def is_feed_join_reply(line: Line) -> bool:
+    """The reply to the scripts' last join, printed once per (re)connect by either script."""
+    if line.get("ack") == "join-activity-feed":
+        return True
+    return line.get("type") == "subscribed" and line.get("room") == "activity-feed"
+
+
+@pytest.mark.parametrize("script", ["socketio_client.mjs", "websocket_client.mjs"])
+async def test_js_client_resumes_across_a_bridge_restart(
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher, script: str
+) -> None:
+    """After a bridge restart the script rejoins with since/epoch: no event lost, none twice."""
+    settings = bridge_settings()
+    scheme = "http" if script == "socketio_client.mjs" else "ws"
+    url = f"{scheme}://127.0.0.1:{settings.port}"
+    client: NodeScript | None = None
+    try:
+        async with running_bridge(settings):
+            client = await start_script(script, url, "p1", "6", timeout_ms=RESTART_TIMEOUT_MS)
+            await client.wait_for_line(is_feed_join_reply, "joining")
+            sent = [
+                await publisher.agent_status("p1", agent_id="a", status="running"),
+                await publisher.progress_update("p1", agent_id="a", progress=0.25),
+            ]
+            await client.wait_for_lines(lambda line: event_of(line) is not None, "2 events", 2)
+        # The bridge is down: these wait in the log for the script to resume.
+        sent += [
+            await publisher.progress_update("p1", agent_id="a", progress=0.5),
+            await publisher.activity_created(None, actor="ops", action="restarted"),
+        ]
+        async with running_bridge(settings):
+            await client.wait_for_lines(is_feed_join_reply, "rejoining", 2)
+            sent += [
+                await publisher.progress_update("p1", agent_id="a", progress=0.75),
+                await publisher.agent_status("p1", agent_id="a", status="succeeded"),
+            ]
+            lines = await client.finish()
+    finally:
+        if client is not None:
+            await client.stop()
+
+    events = [event for line in lines if (event := event_of(line)) is not None]
+    assert [without_offset(event) for event in events] == [event.envelope for event in sent]
+    assert_rising_offsets(events, -1)
+    notices = [line for line in lines if line.get("event") == "resync-required"]
+    notices += [line for line in lines if line.get("type") == "resync_required"]
+    assert notices == []
