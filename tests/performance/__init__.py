@@ -1,0 +1,1 @@
+"""Benchmarks of the live path; never collected by the default test run (see README.md)."""

@@ -1,0 +1,101 @@
+"""What one benchmark run is: its options, its state, and keeping noise out of its figures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.performance.processes import CpuMeter, find_broker_pid
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+DISTURBED_CORES = 0.2
+"""Cores used by other processes above which a measurement is flagged as disturbed."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to run; see `parse_args` for each option's meaning."""
+
+    events: int
+    clients: int
+    paced_seconds: float
+    paced_rate: float
+    paced_rate_many: float
+    stall: float
+    server_loop: str
+    amqp_url: str
+    bridge_env: dict[str, str]
+    output: Path
+    quick: bool
+    only: tuple[str, ...] = ()
+    wait_quiet: float = 0.0
+    prefill: int = 0
+
+    def selected(self, label: str) -> bool:
+        """Whether a measurement (by its label) is to run: all unless `--only` narrows them."""
+        return not self.only or any(part.lower() in label.lower() for part in self.only)
+
+
+@dataclass
+class Bench:
+    """The state of one run: its prefix, processes, and results so far."""
+
+    options: Options
+    prefix: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:10]}")
+    broker_pid: int | None = field(default_factory=find_broker_pid)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def baseline_queue(self) -> str:
+        """The stream queue of baseline A."""
+        return f"{self.prefix}.baseline-a"
+
+    def pids(self) -> dict[str, int | None]:
+        """The processes whose CPU is accounted besides the server under test."""
+        return {"bench": os.getpid(), "broker": self.broker_pid}
+
+
+# -- keeping the load generator out of the way -------------------------------------------------
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """Collect, then keep the benchmark's own garbage collector off while measuring.
+
+    The clients record hundreds of thousands of arrivals; a full collection over them pauses
+    the load generator for 100-200 ms, which would show up as the server's stall.
+    """
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+async def settle(bench: Bench, server: int | None = None) -> None:
+    """Before a measurement, wait (up to `--wait-quiet` seconds) for other processes to go quiet.
+
+    Other processes are everything but this benchmark, the broker and the server under test;
+    quiet means they used under `DISTURBED_CORES` cores over the last second.
+    """
+    deadline = time.monotonic() + bench.options.wait_quiet
+    while time.monotonic() < deadline:
+        meter = CpuMeter({**bench.pids(), "server": server})
+        meter.start()
+        await asyncio.sleep(1.0)
+        other = meter.stop().get("other")
+        if other is None or other < DISTURBED_CORES:
+            return
+        print(f"  waiting for other processes to go quiet ({other:.2f} cores)", flush=True)
