@@ -7,14 +7,13 @@ This is the one place that decides a message's fate: every reason it can be refu
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.envelope import Envelope
-from schemas.events import EVENT_MODELS, socketio_event_name
+from schemas.events import EVENT_MODELS, SNAPSHOT_SUBJECTS, socketio_event_name
 from schemas.routing import RoutingKeyError, parse_routing_key, rooms_for
 
 
@@ -37,12 +36,19 @@ class DeadLetter:
     error: str
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """A validated event at its place in the log, ready to deliver.
 
-    The payload (envelope plus `offset`) is encoded once here, for both transports, never per
-    recipient.
+    Both transports' frames are encoded here, once per event, never per recipient; the event
+    keeps no parsed JSON, so the thousands held in the history cost the garbage collector
+    nothing to scan.
+
+    Attributes:
+        subject: for a state event (agent status, progress, deployment status), whose state it
+            is (the agent or deployment id); None otherwise.
+        json_frame: the native-WebSocket text frame: the envelope plus `offset`.
+        socketio_frame: the Socket.IO EVENT packet carrying the same payload.
     """
 
     offset: int
@@ -50,26 +56,9 @@ class Event:
     type: str
     project_id: str | None
     rooms: tuple[str, ...]
-    payload: dict[str, Any]
-    data: dict[str, Any]
-    replayed: bool = False
-    _json: str | None = field(default=None, repr=False)
-    _socketio: str | None = field(default=None, repr=False)
-
-    @property
-    def json_frame(self) -> str:
-        """The native-WebSocket text frame: the envelope plus `offset`."""
-        if self._json is None:
-            self._json = json.dumps(self.payload, separators=(",", ":"), ensure_ascii=False)
-        return self._json
-
-    @property
-    def socketio_frame(self) -> str:
-        """The Socket.IO EVENT packet (Engine.IO message) for this event, ready to write."""
-        if self._socketio is None:
-            name = json.dumps(socketio_event_name(self.type))
-            self._socketio = f"2[{name},{self.json_frame}]"
-        return self._socketio
+    subject: str | None
+    json_frame: str
+    socketio_frame: str
 
 
 def first_error(exc: ValidationError) -> str:
@@ -138,12 +127,16 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
             f"(type {envelope.type!r}, project_id {envelope.project_id!r})",
         )
     raw["offset"] = offset
+    json_frame = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    subject_field = SNAPSHOT_SUBJECTS.get(envelope.type)
+    subject = envelope.data.get(subject_field) if subject_field else None
     return Event(
         offset=offset,
         id=envelope.id,
         type=envelope.type,
         project_id=envelope.project_id,
         rooms=rooms_for(envelope.type, envelope.project_id),
-        payload=raw,
-        data=raw["data"],
+        subject=subject if isinstance(subject, str) else None,
+        json_frame=json_frame,
+        socketio_frame=f"2[{json.dumps(socketio_event_name(envelope.type))},{json_frame}]",
     )

@@ -25,6 +25,9 @@ MARKER_HEADER = "x-eventbridge-marker"
 SYNC_ID_HEADER = "x-eventbridge-sync-id"
 OFFSET_HEADER = "x-stream-offset"
 ACK_BATCH = 64
+"""Records acknowledged together (at most half the prefetch, so credit never runs out)."""
+ACK_IDLE_SECONDS = 0.05
+"""How long the reader waits for more records before acknowledging a partial batch."""
 
 OffsetSpec = int | datetime | str
 """Where reading starts: an offset, a timestamp, or one of `first`, `last`, `next`."""
@@ -64,6 +67,7 @@ class LogReader:
         self._log_name = log_name
         self._start = start
         self._prefetch = prefetch
+        self._ack_batch = max(1, min(ACK_BATCH, prefetch // 2))
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
         self._unacked = 0
@@ -98,7 +102,16 @@ class LogReader:
 
     async def next(self) -> LogRecord | None:
         """Return the next record, or None once the channel has closed."""
-        message = await self._inbox.get()
+        if self._inbox.empty() and self._last is not None:
+            # Idle: acknowledge what was handled once no record came for a moment, so a slow
+            # trickle of events is not acknowledged one by one.
+            try:
+                message = await asyncio.wait_for(self._inbox.get(), ACK_IDLE_SECONDS)
+            except TimeoutError:
+                await self.flush_acks()
+                message = await self._inbox.get()
+        else:
+            message = await self._inbox.get()
         if message is None:
             self._inbox.put_nowait(None)  # stay closed for later calls
             return None
@@ -111,7 +124,7 @@ class LogReader:
         """Acknowledge handled records in batches, keeping the stream's credit flowing."""
         self._unacked += 1
         self._last = record.message
-        if self._unacked >= ACK_BATCH or self._inbox.empty():
+        if self._unacked >= self._ack_batch:
             await self.flush_acks()
 
     async def flush_acks(self) -> None:

@@ -14,14 +14,6 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 
 from bridge.decoding import Event
-from schemas.events import EventType
-
-SNAPSHOT_KEYS: dict[str, str] = {
-    EventType.AGENT_STATUS: "agent_id",
-    EventType.PROGRESS_UPDATE: "agent_id",
-    EventType.DEPLOYMENT_STATUS: "deployment_id",
-}
-"""Event types that are state, and the data field that names whose state it is."""
 
 
 class TooManyEventsError(Exception):
@@ -110,13 +102,9 @@ class LastValues:
 
     def record(self, event: Event) -> None:
         """Keep the event if it is the newest state of its agent or deployment."""
-        field = SNAPSHOT_KEYS.get(event.type)
-        if field is None or event.project_id is None:
+        if event.subject is None or event.project_id is None:
             return
-        subject = event.data.get(field)
-        if not isinstance(subject, str):
-            return
-        key = (event.project_id, event.type, subject)
+        key = (event.project_id, event.type, event.subject)
         self._entries[key] = event
         self._entries.move_to_end(key)
         self._projects.setdefault(event.project_id, {})[key] = event

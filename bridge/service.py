@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from types import TracebackType
 from typing import Any
@@ -258,6 +259,9 @@ class BridgeService:
                 self.head = max(self.head, record.offset)
                 self._synced.set()
                 if self._startup is not None and not self._startup.done():
+                    # Everything the warm start loaded lives long: keep it out of the garbage
+                    # collector's full scans (refcounting still frees it when it is evicted).
+                    gc.freeze()
                     self._startup.set_result(None)
             return
         live = record.offset > self.head

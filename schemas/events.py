@@ -148,6 +148,15 @@ SOCKETIO_EVENT_NAMES: dict[str, str] = {
 """Socket.IO event names that differ from the event type (CONTRACT.md section 4)."""
 
 
+SNAPSHOT_SUBJECTS: dict[str, str] = {
+    EventType.AGENT_STATUS: "agent_id",
+    EventType.PROGRESS_UPDATE: "agent_id",
+    EventType.DEPLOYMENT_STATUS: "deployment_id",
+}
+"""Event types that describe state, and the `data` field naming whose state (CONTRACT.md
+section 3: the snapshot a fresh join receives holds the latest event per subject)."""
+
+
 def socketio_event_name(event_type: str) -> str:
     """Name the Socket.IO event an event of `event_type` is emitted as."""
     return SOCKETIO_EVENT_NAMES.get(event_type, event_type)
