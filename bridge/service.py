@@ -60,6 +60,7 @@ class BridgeService:
         self.dead_lettered = 0
         self._checked: int | None = None
         self._warm = False
+        self._closing = False
         self._connected = False
         self._synced = asyncio.Event()
         self._publisher: EventPublisher | None = None
@@ -97,6 +98,9 @@ class BridgeService:
 
     async def close(self) -> None:
         """Shut down in order; safe to call more than once."""
+        if self._closing:
+            return
+        self._closing = True
         # 1. Stop consuming the log: no new events enter the bridge.
         if self._supervisor is not None:
             self._supervisor.cancel()
@@ -104,12 +108,17 @@ class BridgeService:
                 await self._supervisor
             self._supervisor = None
         await self.resumer.close()
-        # 2. Close every client connection (writers stop; clients resume by offset later).
+        # 2. Close every client connection with a reason (they resume by offset later); a
+        #    client that does not answer its close within the time allowed is dropped.
         connections = list(self.rooms.connections())
-        await asyncio.gather(
+        closing = asyncio.gather(
             *(connection.disconnect("shutdown") for connection in connections),
             return_exceptions=True,
         )
+        try:
+            await asyncio.wait_for(closing, self.settings.shutdown_timeout / 2)
+        except TimeoutError:
+            logger.warning("some clients did not acknowledge the close in time")
         await asyncio.gather(
             *(connection.stop() for connection in connections), return_exceptions=True
         )

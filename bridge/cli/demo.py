@@ -10,8 +10,6 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from bridge.app import create_app
 from bridge.cli.options import (
     BROKER_OPTIONS,
@@ -21,7 +19,7 @@ from bridge.cli.options import (
     configure_logging,
     settings_from,
 )
-from bridge.cli.serve import uvicorn_config
+from bridge.cli.serve import BridgeServer, uvicorn_config
 from bridge.service import BridgeService
 from bridge.settings import Settings
 from producers import EventPublisher
@@ -100,7 +98,7 @@ async def demo(settings: Settings, args: argparse.Namespace) -> DemoStats:
         _print_banner(settings, projects, serving=False)
         return await _simulate(settings, args, stop)
     async with BridgeService(settings) as service:
-        server = uvicorn.Server(uvicorn_config(create_app(service), settings))
+        server = BridgeServer(uvicorn_config(create_app(service), settings), service)
         signal.signal(signal.SIGTERM, lambda *_: None)  # see bridge.cli.serve
         server_task = asyncio.create_task(server.serve(), name="http-server")
         while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn offers no event

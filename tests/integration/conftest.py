@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 
 from bridge.app import create_app
-from bridge.cli.serve import uvicorn_config
+from bridge.cli.serve import BridgeServer, uvicorn_config
 from bridge.service import BridgeService
 from bridge.settings import Settings
 from producers import EventPublisher
@@ -106,7 +106,7 @@ async def running_bridge(settings: Settings) -> AsyncIterator[RunningBridge]:
     async with BridgeService(settings) as service:
         config = uvicorn_config(create_app(service), settings)
         config.log_level = "warning"
-        server = uvicorn.Server(config)
+        server = BridgeServer(config, service)
         server.capture_signals = _no_signals  # type: ignore[method-assign,assignment]
         task = asyncio.create_task(server.serve())
         while not server.started:

@@ -48,22 +48,31 @@ async def test_invalid_setting_is_refused_before_connecting(prefix: str) -> None
 
 
 async def test_sigterm_shuts_down_gracefully_within_seconds(amqp_url: str, prefix: str) -> None:
-    """SIGTERM closes client sockets with a restart code and exits 0 within a few seconds."""
+    """SIGTERM closes each client with a reason it can read (WebSocket 1012 "restarting",
+    Socket.IO `bridge-disconnect`), and the process exits 0 within a few seconds."""
     port = free_port()
     async with serve_process(amqp_url, prefix, port) as process:
         await wait_ready(port)
-        async with websockets.connect(f"ws://127.0.0.1:{port}/ws/ai/p1") as ws:
+        async with (
+            websockets.connect(f"ws://127.0.0.1:{port}/ws/ai/p1") as ws,
+            socketio_client(f"http://127.0.0.1:{port}") as sio,
+        ):
             await ws.recv()  # subscribed
+            assert (await sio.call("join-project", "p1"))["ok"]
             started = time.monotonic()
             process.send_signal(signal.SIGTERM)
             code = await asyncio.wait_for(process.wait(), 10)
             elapsed = time.monotonic() - started
             with contextlib.suppress(websockets.ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 5)
-            assert ws.close_code in (1001, 1012)
+            assert ws.close_code == 1012
+            assert ws.close_reason is not None
+            assert "restarting" in ws.close_reason
+            notices = [data for name, data in sio.received if name == "bridge-disconnect"]
         stderr = (await process.stderr.read()).decode() if process.stderr else ""
     assert code == 0, stderr
     assert elapsed < 5
+    assert notices == [{"reason": "shutdown"}]
     assert "eventbridge stopped" in stderr
 
 
