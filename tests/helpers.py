@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
+
+from schemas.envelope import Envelope, new_event_id, utc_now
 
 
 async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -14,3 +17,16 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         await asyncio.sleep(0.02)
+
+
+def make_envelope(event_type: str, project_id: str | None, data: dict[str, Any]) -> Envelope:
+    """A new envelope, built the way a producer would."""
+    return Envelope(
+        id=new_event_id(),
+        type=event_type,
+        schema_version=1,
+        project_id=project_id,
+        source="tests",
+        occurred_at=utc_now(),
+        data=data,
+    )

@@ -14,8 +14,8 @@ import socketio
 import websockets
 
 from producers import EventPublisher, PublishedEvent
-from schemas.envelope import Envelope, new_event_id, utc_now
-from tests.helpers import wait_for
+from schemas.envelope import Envelope
+from tests.helpers import make_envelope, wait_for
 from tests.integration.conftest import free_port, serve_process, wait_ready
 
 TOTAL = 10_000
@@ -142,15 +142,7 @@ def event_envelope(number: int) -> Envelope:
         event_type, data = "activity_created", {"actor": "load", "action": str(number)}
     else:
         event_type, data = "progress_update", {"agent_id": f"a{number % 3}", "progress": 0.5}
-    return Envelope(
-        id=new_event_id(),
-        type=event_type,
-        schema_version=1,
-        project_id=project,
-        source="crash-test",
-        occurred_at=utc_now(),
-        data=data,
-    )
+    return make_envelope(event_type, project, data)
 
 
 async def test_sigkill_twice_while_publishing_loses_nothing(

@@ -23,17 +23,7 @@ SEED = 1
 
 RATE = 200.0
 DURATION = 1.5
-LIFECYCLE = {
-    "agent_status",
-    "progress_update",
-    "generation_complete",
-    "error",
-    "activity_created",
-    "step_updated",
-    "step_completed",
-    "deployment_status",
-    "deployment_log",
-}
+LIFECYCLE = set(EVENT_MODELS)  # a demo run shows every event type
 
 
 @dataclass

@@ -9,9 +9,8 @@ from typing import Any
 import aio_pika
 
 from producers import EventPublisher, PublishedEvent
-from schemas.envelope import Envelope, new_event_id, utc_now
 from schemas.events import socketio_event_name
-from tests.helpers import wait_for
+from tests.helpers import make_envelope, wait_for
 from tests.integration.clients import socketio_client, websocket_client
 from tests.integration.conftest import RunningBridge
 
@@ -36,19 +35,6 @@ async def publish_one_of_each(events: EventPublisher, project: str) -> list[Publ
         await events.deployment_status(project, deployment_id="d1", status="running", progress=0.3),
         await events.deployment_log(project, deployment_id="d1", stream="stdout", line="Apply!"),
     ]
-
-
-def envelope(event_type: str, project_id: str | None, data: dict[str, Any]) -> Envelope:
-    """A new envelope, as a producer would build it."""
-    return Envelope(
-        id=new_event_id(),
-        type=event_type,
-        schema_version=1,
-        project_id=project_id,
-        source="tests",
-        occurred_at=utc_now(),
-        data=data,
-    )
 
 
 def without_offset(payload: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +129,7 @@ async def test_two_thousand_events_arrive_in_publish_order(
         assert (await sio.call("join-project", "order"))["ok"]
         await wait_for(lambda: bool(ws.replies("subscribed")))
         envelopes = [
-            envelope("progress_update", "order", {"agent_id": "a", "progress": i / 2000})
+            make_envelope("progress_update", "order", {"agent_id": "a", "progress": i / 2000})
             for i in range(2000)
         ]
         sent = await publisher.publish_batch(envelopes)
