@@ -12,6 +12,7 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
+from bridge.eventlog import LogRecord
 from schemas.envelope import Envelope
 from schemas.events import EVENT_MODELS, SNAPSHOT_SUBJECTS, socketio_event_name
 from schemas.routing import RoutingKeyError, parse_routing_key, rooms_for
@@ -59,6 +60,7 @@ class Event:
     subject: str | None
     json_frame: str
     socketio_frame: str
+    replayed: bool = False
 
 
 def first_error(exc: ValidationError) -> str:
@@ -68,8 +70,19 @@ def first_error(exc: ValidationError) -> str:
     return f"{where}: {error['msg']}"
 
 
+def decode_record(record: LogRecord, *, max_bytes: int) -> Event | DeadLetter:
+    """Decode one log record (see `decode`)."""
+    return decode(
+        record.message.body,
+        record.routing_key,
+        record.offset,
+        max_bytes=max_bytes,
+        replay_of=record.replay_of,
+    )
+
+
 def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract's order
-    body: bytes, routing_key: str, offset: int, *, max_bytes: int
+    body: bytes, routing_key: str, offset: int, *, max_bytes: int, replay_of: int | None = None
 ) -> Event | DeadLetter:
     """Decode and validate one message from the log.
 
@@ -78,6 +91,8 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
         routing_key: the key it was published with.
         offset: its position in the log.
         max_bytes: the largest body accepted.
+        replay_of: for a replayed event, the offset of the original: the payload then says
+            `"replayed": true` and `"replay_of": <offset>`.
 
     Returns:
         The event, ready to route, or the reason it must be dead-lettered.
@@ -127,6 +142,9 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
             f"(type {envelope.type!r}, project_id {envelope.project_id!r})",
         )
     raw["offset"] = offset
+    if replay_of is not None:
+        raw["replayed"] = True
+        raw["replay_of"] = replay_of
     json_frame = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     subject_field = SNAPSHOT_SUBJECTS.get(envelope.type)
     subject = envelope.data.get(subject_field) if subject_field else None
@@ -139,4 +157,5 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
         subject=subject if isinstance(subject, str) else None,
         json_frame=json_frame,
         socketio_frame=f"2[{json.dumps(socketio_event_name(envelope.type))},{json_frame}]",
+        replayed=replay_of is not None,
     )

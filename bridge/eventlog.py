@@ -22,6 +22,10 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 logger = logging.getLogger(__name__)
 
 MARKER_HEADER = "x-eventbridge-marker"
+REPLAY_OF_HEADER = "x-eventbridge-replay-of"
+"""On a replayed record: the offset of the original in the log."""
+ROUTING_KEY_HEADER = "x-eventbridge-routing-key"
+"""On a record appended straight to the log (a replay to rooms): its event's routing key."""
 SYNC_ID_HEADER = "x-eventbridge-sync-id"
 OFFSET_HEADER = "x-stream-offset"
 ACK_BATCH = 64
@@ -39,6 +43,20 @@ class LogRecord:
 
     offset: int
     message: AbstractIncomingMessage
+
+    @property
+    def routing_key(self) -> str:
+        """The event's routing key (a record appended straight to the log carries it in a
+        header, since its AMQP routing key is the log's name)."""
+        headers = self.message.headers or {}
+        key = headers.get(ROUTING_KEY_HEADER) if REPLAY_OF_HEADER in headers else None
+        return str(key) if key is not None else (self.message.routing_key or "")
+
+    @property
+    def replay_of(self) -> int | None:
+        """The original's offset if this record is a replay, else None."""
+        value = (self.message.headers or {}).get(REPLAY_OF_HEADER)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     @property
     def marker(self) -> str | None:

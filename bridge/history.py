@@ -102,8 +102,8 @@ class LastValues:
 
     def record(self, event: Event) -> None:
         """Keep the event if it is the newest state of its agent or deployment."""
-        if event.subject is None or event.project_id is None:
-            return
+        if event.subject is None or event.project_id is None or event.replayed:
+            return  # a replay shows history again; it does not roll state back
         key = (event.project_id, event.type, event.subject)
         self._entries[key] = event
         self._entries.move_to_end(key)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from bridge.decoding import DeadLetter, Event, decode
+from bridge.decoding import DeadLetter, Event, decode_record
 from bridge.delivery import ClientConnection, Subscription
 from bridge.eventlog import LogClosedError, LogGapError, read_range
 from bridge.history import TooManyEventsError
@@ -179,13 +179,7 @@ class Resumer:
         ):
             if record.marker is not None:
                 continue
-            message = record.message
-            event = decode(
-                message.body,
-                message.routing_key or "",
-                record.offset,
-                max_bytes=service.settings.max_message_bytes,
-            )
+            event = decode_record(record, max_bytes=service.settings.max_message_bytes)
             if isinstance(event, DeadLetter) or room not in event.rooms:
                 continue
             events.append(event)

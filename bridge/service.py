@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractConnection
 
 from bridge import broker, logmeta, topology
 from bridge.deadletters import DeadLetterWriter
-from bridge.decoding import DeadLetter, decode
+from bridge.decoding import DeadLetter, decode_record
 from bridge.errors import BrokerUnavailableError, RequestError, TopologyError
 from bridge.eventlog import LogReader, LogRecord, is_sync, probe_tail
 from bridge.history import LastValues, RoomBuffers
@@ -276,12 +276,7 @@ class BridgeService:
         live = record.offset > self.head
         if live:
             self.head = record.offset
-        result = decode(
-            message.body,
-            message.routing_key or "",
-            record.offset,
-            max_bytes=self.settings.max_message_bytes,
-        )
+        result = decode_record(record, max_bytes=self.settings.max_message_bytes)
         if isinstance(result, DeadLetter):
             if writer is not None:
                 await writer.put(record.offset, message, result)
