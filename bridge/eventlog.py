@@ -69,8 +69,9 @@ class LogReader:
     """Reads the log stream in order from a starting point, on its own channel.
 
     Use as an async context manager; `next()` returns records in log order and `None` once the
-    channel closed (broker gone, stream deleted). Call `done()` after handling each record: acks
-    are credit for the stream, sent in batches, so at most `prefetch` records are in memory.
+    channel closed or the broker cancelled the consumer (broker gone, stream deleted). Call
+    `done()` after handling each record: acks are credit for the stream, sent in batches, so at
+    most `prefetch` records are in memory.
     """
 
     def __init__(
@@ -94,6 +95,9 @@ class LogReader:
     async def __aenter__(self) -> LogReader:
         self._channel = await self._connection.channel()
         self._channel.close_callbacks.add(self._on_close)
+        # A consumer cancelled by the broker (the log was deleted) must end the read too.
+        underlay = await self._channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_close)
         await self._channel.set_qos(prefetch_count=self._prefetch)
         queue = await self._channel.get_queue(self._log_name, ensure=False)
         await queue.consume(self._on_message, arguments={"x-stream-offset": self._start})

@@ -31,6 +31,7 @@ from bridge.resume import Resumer
 from bridge.rooms import Rooms
 from bridge.settings import Settings
 from producers import EventPublisher, InvalidEventError, PublishError
+from schemas.errors import EventBridgeError
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class BridgeService:
         if self._closing:
             return
         self._closing = True
-        # 1. Stop consuming the log: no new events enter the bridge.
+        # 1. Stop consuming the log: no new events enter the bridge. Ending the session also
+        #    saves the dead-letter checkpoint and closes the broker connection (client events
+        #    published during the rest of the shutdown are refused as broker_unavailable).
         if self._supervisor is not None:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -119,10 +122,10 @@ class BridgeService:
             await asyncio.wait_for(closing, self.settings.shutdown_timeout / 2)
         except TimeoutError:
             logger.warning("some clients did not acknowledge the close in time")
+        # 3. Stop the writers; frames a client did not take in time are dropped.
         await asyncio.gather(
             *(connection.stop() for connection in connections), return_exceptions=True
         )
-        # 3. The broker connection closed with the supervisor's session.
 
     # -- state seen by HTTP and transports ------------------------------------------------
 
@@ -175,14 +178,19 @@ class BridgeService:
                     self.amqp_connection = connection
                     failures = 0
                     await self._session(connection)
-                logger.warning("the log consumer stopped (broker connection lost); reconnecting")
+                logger.warning(
+                    "the log consumer stopped (connection lost or log deleted); restarting"
+                )
             except asyncio.CancelledError:
                 raise
-            except (*broker.TRANSIENT, aio_pika.exceptions.AMQPError) as exc:
+            except Exception as exc:  # the one place that decides: fail start-up, else retry
                 if self._startup is not None and not self._startup.done():
                     self._startup.set_exception(_startup_error(exc, self.settings))
                     return
-                logger.warning("broker connection lost (%s); reconnecting", exc)
+                if isinstance(exc, (*broker.TRANSIENT, aio_pika.exceptions.AMQPError)):
+                    logger.warning("broker connection lost (%s); reconnecting", exc)
+                else:
+                    logger.exception("the log consumer failed; reconnecting")
             finally:
                 self._connected = False
                 self._synced.clear()
@@ -297,7 +305,9 @@ def _startup_error(exc: BaseException, settings: Settings) -> BaseException:
             "with that name exists with other settings; delete it or choose another "
             "EVENTBRIDGE_PREFIX."
         )
-    return BrokerUnavailableError(
-        f"Lost RabbitMQ at {broker.redact(settings.amqp_url)} during start-up ({exc}); check the "
-        "broker and try again."
-    )
+    if isinstance(exc, (*broker.TRANSIENT, aio_pika.exceptions.AMQPError)):
+        return BrokerUnavailableError(
+            f"Lost RabbitMQ at {broker.redact(settings.amqp_url)} during start-up ({exc}); "
+            "check the broker and try again."
+        )
+    return EventBridgeError(f"The bridge could not start: {exc!r}; see the log above.")
