@@ -30,10 +30,12 @@ class Subscription:
 
     Attributes:
         covered_after: every event of the room above this offset is (or will be) delivered.
+        joined: when the connection joined, as a per-connection sequence number.
         pending: while a catch-up is read from the log, live events wait here; None when live.
     """
 
     covered_after: int
+    joined: int = 0
     pending: list[Event] | None = field(default=None)
 
 
@@ -89,13 +91,18 @@ class ClientConnection(ABC):
         self._writer = asyncio.create_task(self._write_loop(), name=f"writer-{self.id}")
 
     def owner(self, event: Event) -> str | None:
-        """The room through which this connection gets `event`: the first of the event's rooms
-        that covers it. A connection in two matching rooms thus gets each event once."""
+        """The room through which this connection gets `event`: of the event's rooms that cover
+        it, the one joined first. A connection in two matching rooms thus gets each event once,
+        whichever room it joined or resumed first."""
+        owner: str | None = None
+        earliest = 0
         for room in event.rooms:
             subscription = self.rooms.get(room)
-            if subscription is not None and subscription.covered_after < event.offset:
-                return room
-        return None
+            if subscription is None or subscription.covered_after >= event.offset:
+                continue
+            if owner is None or subscription.joined < earliest:
+                owner, earliest = room, subscription.joined
+        return owner
 
     def deliver(self, event: Event, room: str) -> None:
         """Queue a live event of `room` (or hold it while that room catches up)."""

@@ -70,7 +70,7 @@ class Resumer:
         service.rooms.join(connection, room, Subscription(covered_after=covered, pending=[]))
         if since is None or reason is not None:
             snapshot = self._snapshot(room, head)
-            notice = None if reason is None else self._notice(room, reason)
+            notice = None if reason is None else self._notice(room, reason, head)
             return reply, lambda: self._send(
                 connection, room, head, snapshot=snapshot, notice=notice
             )
@@ -81,7 +81,7 @@ class Resumer:
                 )
             except TooManyEventsError:
                 snapshot = self._snapshot(room, head)
-                notice = self._notice(room, ResyncReason.TOO_MANY)
+                notice = self._notice(room, ResyncReason.TOO_MANY, head)
                 return reply, lambda: self._send(
                     connection, room, head, snapshot=snapshot, notice=notice
                 )
@@ -103,13 +103,18 @@ class Resumer:
         project_id = room.removeprefix("project:")
         return [e for e in self._service.state.snapshot(project_id) if e.offset <= upto]
 
-    def _notice(self, room: str, reason: ResyncReason) -> dict[str, Any]:
-        return {
-            "room": room,
-            "reason": reason.value,
-            "epoch": self._service.epoch,
-            "offset": self._service.head,
-        }
+    def _notice(self, room: str, reason: ResyncReason, upto: int) -> dict[str, Any]:
+        """The resync notice; its `offset` is where live delivery of the room resumes after."""
+        return {"room": room, "reason": reason.value, "epoch": self._service.epoch, "offset": upto}
+
+    def epoch_changed(self) -> None:
+        """The log was re-created: every joined room restarts at its beginning, and its members
+        are told so (`epoch_mismatch`) before its new events."""
+        for connection in self._service.rooms.connections():
+            for room, subscription in connection.rooms.items():
+                subscription.covered_after = -1
+                notice = self._notice(room, ResyncReason.EPOCH_MISMATCH, -1)
+                connection.push(connection.notice(RESYNC_NOTICE, notice))
 
     def _send(
         self,
@@ -166,7 +171,8 @@ class Resumer:
             self._send(connection, room, upto, missed=events)
         else:
             snapshot = self._snapshot(room, upto)
-            self._send(connection, room, upto, snapshot=snapshot, notice=self._notice(room, reason))
+            notice = self._notice(room, reason, upto)
+            self._send(connection, room, upto, snapshot=snapshot, notice=notice)
 
     async def _read(self, room: str, since: int, upto: int, limit: int) -> list[Event]:
         service = self._service

@@ -15,6 +15,7 @@ class Rooms:
     def __init__(self) -> None:
         self._members: dict[str, set[ClientConnection]] = {}
         self._connections: set[ClientConnection] = set()
+        self._joins = 0
 
     def add(self, connection: ClientConnection) -> None:
         """Register a new connection (in no room yet)."""
@@ -29,6 +30,8 @@ class Rooms:
     def join(self, connection: ClientConnection, room: str, subscription: Subscription) -> None:
         """Put a connection in a room; from now on it gets the room's events."""
         self._members.setdefault(room, set()).add(connection)
+        self._joins += 1
+        subscription.joined = self._joins
         connection.rooms[room] = subscription
 
     def leave(self, connection: ClientConnection, room: str) -> None:
@@ -43,17 +46,17 @@ class Rooms:
     def dispatch(self, event: Event) -> None:
         """Hand a live event to every member of its rooms, once per connection.
 
-        A connection in several of the event's rooms gets it through the first of them only.
+        A connection in several of the event's rooms gets it through the one it joined first
+        (`ClientConnection.owner`), the same rule catch-ups follow.
         """
-        if not event.rooms:
-            return
-        first, *others = event.rooms
-        for connection in self._members.get(first, ()):
-            connection.deliver(event, first)
-        for index, room in enumerate(others):
-            earlier = event.rooms[: index + 1]
+        if len(event.rooms) == 1:
+            room = event.rooms[0]
             for connection in self._members.get(room, ()):
-                if not any(previous in connection.rooms for previous in earlier):
+                connection.deliver(event, room)
+            return
+        for room in event.rooms:
+            for connection in self._members.get(room, ()):
+                if connection.owner(event) == room:
                     connection.deliver(event, room)
 
     def connections(self) -> Iterator[ClientConnection]:

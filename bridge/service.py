@@ -212,6 +212,8 @@ class BridgeService:
             logger.warning("the log was re-created (epoch %s → %s)", self.epoch, epoch)
             self.head, self._checked = -1, None
             self.state.reset()
+            self.epoch = epoch
+            self.resumer.epoch_changed()
         self.epoch = epoch
         writer = None
         if self.settings.dead_letter_writer:

@@ -46,3 +46,27 @@ async def test_recreated_log_gets_a_new_epoch_and_old_offsets_resync(
     assert reply["epoch"] != old_epoch
     assert notice["reason"] == "epoch_mismatch"
     assert notice["epoch"] == reply["epoch"]
+
+
+async def test_connected_clients_are_told_when_the_log_is_recreated(
+    bridge: RunningBridge,
+    publisher: EventPublisher,
+    amqp_connection: aio_pika.abc.AbstractConnection,
+    prefix: str,
+) -> None:
+    """A client connected while the log is re-created gets resync_required `epoch_mismatch`
+    for its room, then the new log's events."""
+    async with websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws:
+        await wait_for(lambda: bool(ws.replies("subscribed")))
+        old_epoch = bridge.service.epoch
+        channel = await amqp_connection.channel()
+        await channel.queue_delete(f"{prefix}.log")
+        await wait_for(lambda: bool(ws.replies("resync_required")), timeout=20)
+        await wait_for(lambda: bridge.service.ready, timeout=20)
+        after = await publisher.agent_status("p1", agent_id="a", status="running")
+        [event] = await ws.wait_for_events(1)
+        [notice] = ws.replies("resync_required")
+    assert notice["reason"] == "epoch_mismatch"
+    assert notice["room"] == "project:p1"
+    assert notice["epoch"] not in ("", old_epoch)
+    assert event["id"] == after.id

@@ -281,3 +281,26 @@ async def join_expecting_notice(
     after_notice = frames[frames.index(notice) + 1 :]
     events = [frame for frame in after_notice if "offset" in frame and "id" in frame]
     return notice, events[:-1], events[-1]
+
+
+async def test_room_resumed_after_another_does_not_resend_what_that_room_delivered(
+    bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """A connection in the activity feed that then resumes project p1 from an older offset does
+    not get again the p1 activities the feed already delivered; it gets every other missed one."""
+    first = await publisher.agent_status("p1", agent_id="a", status="queued")
+    async with websocket_client(f"{bridge.ws_url}/ws") as ws:
+        await ws.request({"type": "subscribe", "room": "activity-feed"}, "subscribed")
+        status = await publisher.agent_status("p1", agent_id="a", status="running")
+        activity = await publisher.activity_created("p1", actor="a", action="b")
+        [delivered] = await ws.wait_for_events(1)
+        assert delivered["id"] == activity.id
+        await wait_for(lambda: bridge.service.events_routed >= 3)
+        since = delivered["offset"] - 2  # the offset of `first` (published just before)
+        await ws.request({"type": "subscribe", "project_id": "p1", "since": since}, "subscribed")
+        live = await publisher.agent_status("p1", agent_id="a", status="succeeded")
+        await ws.wait_for_events(3)
+        await asyncio.sleep(0.3)
+        ids = [event["id"] for event in ws.events()]
+    assert first.id not in ids
+    assert ids == [activity.id, status.id, live.id]

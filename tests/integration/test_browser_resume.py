@@ -1,0 +1,300 @@
+"""The browser examples of docs/examples in headless Chromium: resume after a page reload.
+
+Each page is served by a small static HTTP server started here (the Socket.IO page also gets the
+socket.io-client bundle at /socket.io.min.js), opened in Chromium against a live bridge, sent
+events, and reloaded while more events are published. The page must end with every event of its
+rooms exactly once, in order per room, without a resync. A screenshot of each page is saved in
+test-artifacts/. These tests need Chromium (`apt-get install -y chromium`) and, for Socket.IO,
+`npm ci --prefix tests/js`; without them they fail, saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+
+from producers import EventPublisher, PublishedEvent
+from tests.browser import Browser, BrowserError, ChromiumMissingError, Page
+from tests.helpers import wait_for
+from tests.integration.conftest import RunningBridge
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "docs" / "examples"
+SOCKETIO_BUNDLE = (
+    ROOT / "tests" / "js" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+)
+ARTIFACTS = ROOT / "test-artifacts"
+PROJECT = "p1"
+OTHER = "p2"
+PROJECT_ROOM = f"project:{PROJECT}"
+FEED_ROOM = "activity-feed"
+PAGE_DELAY = 0.3
+"""Seconds the static server pauses in the middle of each page, before its last script, like a
+slow network. The browser has already replaced the old page by then (a navigation commits on the
+first bytes), so events published meanwhile reach the reloaded page only through its resume."""
+BEFORE_RELOAD = 24
+DURING_RELOAD = 48
+PUBLISH_PAUSE = 0.02
+"""Seconds between two events published around the reload (about 1.5 s of publishing)."""
+WAIT = 30.0
+"""Longest wait for the page to show what was published."""
+
+
+# -- the static server -------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def static_server(files: dict[str, Path]) -> AsyncIterator[str]:
+    """Serve `files` (URL path → file) on a free loopback port; yield the base URL.
+
+    An HTML page is sent in two parts, `PAGE_DELAY` seconds apart, split before its last
+    `<script>`. Nothing is cached, so a reload fetches everything again.
+    """
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        path = files.get(request.path)
+        if path is None:
+            raise web.HTTPNotFound
+        if path.suffix != ".html":
+            return web.FileResponse(path, headers={"Cache-Control": "no-store"})
+        body = path.read_bytes()
+        split = body.rfind(b"<script>")
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
+        )
+        await response.prepare(request)
+        await response.write(body[:split])
+        await asyncio.sleep(PAGE_DELAY)
+        await response.write(body[split:])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{name}", handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """A headless Chromium with a fresh profile (so empty localStorage), closed afterwards.
+
+    Without Chromium the test fails with the driver's sentence saying what to install.
+    """
+    try:
+        launched = await Browser.launch()
+    except ChromiumMissingError as exc:
+        missing = str(exc)
+    else:
+        async with launched:
+            yield launched
+        return
+    pytest.fail(missing, pytrace=False)
+
+
+# -- the events --------------------------------------------------------------------------------
+
+
+async def publish_one(publisher: EventPublisher, number: int) -> PublishedEvent:
+    """The n-th event: p1 state and activities, global and p2 activities (the feed), and a p2
+    progress event that is in none of the page's rooms."""
+    kind = number % 6
+    if kind == 0:
+        return await publisher.progress_update(
+            PROJECT, agent_id=f"agent-{number // 6 % 3}", progress=(number % 100) / 100
+        )
+    if kind == 1:
+        return await publisher.activity_created(PROJECT, actor="alice", action=f"edited #{number}")
+    if kind == 2:
+        return await publisher.activity_created(None, actor="system", action=f"announced #{number}")
+    if kind == 3:
+        return await publisher.activity_created(OTHER, actor="bob", action=f"commented #{number}")
+    if kind == 4:
+        return await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+    return await publisher.progress_update(OTHER, agent_id="agent-9", progress=0.5)
+
+
+async def publish_range(
+    publisher: EventPublisher, numbers: range, published: list[PublishedEvent], pause: float
+) -> None:
+    """Publish events one by one (each confirmed before the next), appending to `published`."""
+    for number in numbers:
+        published.append(await publish_one(publisher, number))
+        await asyncio.sleep(pause)
+
+
+def counted_room(event: PublishedEvent) -> str | None:
+    """The page room an event is counted in (docs/delivery-guarantees.md): the project room for
+    every p1 event, the feed for other activities, None for events of neither room."""
+    if event.envelope["project_id"] == PROJECT:
+        return PROJECT_ROOM
+    if event.envelope["type"] == "activity_created":
+        return FEED_ROOM
+    return None
+
+
+async def wait_received(page: Page, events: list[PublishedEvent]) -> None:
+    """Wait until every one of `events` is in the page's `window.received`; on timeout, fail
+    saying how many and which are missing."""
+    ids = [event.id for event in events]
+    check = f"{json.dumps(ids)}.filter((id) => !window.received.includes(id))"
+    try:
+        await page.wait_for(f"{check}.length === 0", timeout=WAIT)
+    except TimeoutError:
+        missing = await page.evaluate(check)
+        raise AssertionError(
+            f"{len(missing)} of {len(ids)} events never reached the page within {WAIT} s: "
+            f"{missing[:5]}..."
+        ) from None
+
+
+async def wait_joined(page: Page) -> list[dict[str, Any]]:
+    """Wait until the page has joined both rooms on its current connection; return the joins."""
+    joins: list[dict[str, Any]] = await page.wait_for(
+        "window.joins && window.joins.length === 2 && window.joins", timeout=15
+    )
+    assert [join["room"] for join in joins] == [PROJECT_ROOM, FEED_ROOM]
+    return joins
+
+
+# -- the scenario ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What the page showed, as read from the page once everything arrived."""
+
+    published: list[PublishedEvent]
+    received: list[str]
+    shown: list[dict[str, Any]]
+    joins: list[dict[str, Any]]
+    resyncs: list[dict[str, Any]]
+
+
+async def reload_while_publishing(
+    page: Page, bridge: RunningBridge, publisher: EventPublisher, url: str
+) -> Outcome:
+    """Open the page, show events, reload it while more are published, wait for all of them."""
+    await page.navigate(url, timeout=15)
+    first_joins = await wait_joined(page)
+    assert all(join["since"] is None for join in first_joins)  # a fresh page: fresh joins
+
+    published: list[PublishedEvent] = []
+    await publish_range(publisher, range(BEFORE_RELOAD), published, pause=0)
+    await wait_received(page, [e for e in published if counted_room(e)])
+    transport = "socketio" if "resume-socketio" in url else "websocket"
+    store = f"eventbridge-example:{transport}:{bridge.http_url}:{PROJECT}"
+    stored = await page.evaluate(f"JSON.parse(localStorage.getItem('{store}:resume'))")
+    assert set(stored["offsets"]) == {PROJECT_ROOM, FEED_ROOM}
+
+    # Publish throughout the reload: start first, reload once a few events are out.
+    publishing = asyncio.create_task(
+        publish_range(
+            publisher, range(BEFORE_RELOAD, BEFORE_RELOAD + DURING_RELOAD), published, PUBLISH_PAUSE
+        )
+    )
+    try:
+        await wait_for(lambda: len(published) >= BEFORE_RELOAD + 3, timeout=WAIT)
+        at_reload = len(published)
+        await page.reload(timeout=15)
+        joins = await wait_joined(page)
+        at_join = len(published)
+        await asyncio.wait_for(publishing, WAIT)
+    finally:
+        if not publishing.done():
+            publishing.cancel()
+        await asyncio.gather(publishing, return_exceptions=True)
+    assert at_join > at_reload, "no event was published while the page reloaded"
+
+    await wait_received(page, [e for e in published if counted_room(e)])
+    await asyncio.sleep(0.5)  # room for a late duplicate to show itself
+    return Outcome(
+        published=published,
+        received=await page.evaluate("window.received"),
+        shown=await page.evaluate(f"JSON.parse(localStorage.getItem('{store}:events'))"),
+        joins=joins,
+        resyncs=await page.evaluate("window.resyncs"),
+    )
+
+
+def check_exactly_once(outcome: Outcome) -> None:
+    """Every event of the page's rooms shown once, in publish order per room, none other; the
+    reloaded page resumed (no resync) and got some of them through its catch-up."""
+    wanted = [event for event in outcome.published if counted_room(event)]
+    received = outcome.received
+    duplicates = {event_id: n for event_id, n in Counter(received).items() if n > 1}
+    assert not duplicates, f"shown more than once: {duplicates}"
+    assert set(received) == {event.id for event in wanted}, "missing or unexpected events"
+    for room in (PROJECT_ROOM, FEED_ROOM):
+        expected = [event.id for event in wanted if counted_room(event) == room]
+        in_room = set(expected)
+        assert [event_id for event_id in received if event_id in in_room] == expected, room
+    assert not outcome.resyncs, outcome.resyncs
+    # Both rooms resumed from the offsets stored before the reload...
+    assert all(isinstance(join["since"], int) for join in outcome.joins), outcome.joins
+    # ...and events published while the page was away came through the catch-up.
+    caught_up = [
+        item
+        for item in outcome.shown
+        for join in outcome.joins
+        if item["room"] == join["room"] and join["since"] < item["offset"] <= join["offset"]
+    ]
+    assert caught_up, "no event reached the reloaded page through its catch-up"
+
+
+async def run_example(bridge: RunningBridge, publisher: EventPublisher, page_name: str) -> None:
+    """Serve an example page, run the reload scenario in Chromium, save a screenshot, check."""
+    files = {f"/{page_name}": EXAMPLES / page_name}
+    if "socketio" in page_name:
+        if not SOCKETIO_BUNDLE.is_file():
+            pytest.fail(
+                f"{SOCKETIO_BUNDLE.relative_to(ROOT)} is missing: run `npm ci --prefix tests/js`.",
+                pytrace=False,
+            )
+        files["/socket.io.min.js"] = SOCKETIO_BUNDLE
+    query = urlencode({"bridge": bridge.http_url, "project": PROJECT})
+    screenshot = ARTIFACTS / f"browser-{page_name.removesuffix('.html')}.png"
+    async with chromium() as browser, static_server(files) as base:
+        page = await browser.new_page()
+        try:
+            outcome = await reload_while_publishing(
+                page, bridge, publisher, f"{base}/{page_name}?{query}"
+            )
+        finally:
+            with contextlib.suppress(BrowserError, TimeoutError):
+                await page.screenshot(screenshot)
+    check_exactly_once(outcome)
+    problems = [m for m in page.console if m.level in ("error", "exception")]
+    assert not problems, problems
+
+
+async def test_websocket_page_resumes_after_reload_exactly_once(
+    bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """The WebSocket example reloaded mid-stream shows every event of its rooms once, in order."""
+    await run_example(bridge, publisher, "resume-websocket.html")
+
+
+async def test_socketio_page_resumes_after_reload_exactly_once(
+    bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """The Socket.IO example reloaded mid-stream shows every event of its rooms once, in order."""
+    await run_example(bridge, publisher, "resume-socketio.html")
