@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -304,3 +305,30 @@ async def test_room_resumed_after_another_does_not_resend_what_that_room_deliver
         ids = [event["id"] for event in ws.events()]
     assert first.id not in ids
     assert ids == [activity.id, status.id, live.id]
+
+
+async def test_resume_from_the_log_across_a_segment_boundary_is_not_a_gap(
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher
+) -> None:
+    """Offsets skip one at each new log segment; a resume read from the log right before such a
+    skip still gets every later event, not `expired`."""
+    settings = bridge_settings(log_segment_bytes=4096, history_max_events=5)
+    async with running_bridge(settings) as bridge:
+        async with websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws:
+            for number in range(60):
+                await publisher.progress_update("p1", agent_id="a", progress=number / 100)
+            seen = await ws.wait_for_events(60)
+        offsets = [event["offset"] for event in seen]
+        skips = [a for a, b in itertools.pairwise(offsets) if b - a > 1]
+        assert skips, "no segment boundary among 60 events; the test needs smaller segments"
+        since = skips[0]
+        expected = [event["id"] for event in seen if event["offset"] > since]
+        async with websocket_client(f"{bridge.ws_url}/ws") as ws:
+            await ws.request(
+                {"type": "subscribe", "project_id": "p1", "since": since}, "subscribed"
+            )
+            await ws.wait_for_events(len(expected))
+            await asyncio.sleep(0.2)
+            resumed = ws.events()
+        assert not ws.replies("resync_required")
+    assert [event["id"] for event in resumed] == expected
