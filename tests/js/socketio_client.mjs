@@ -19,7 +19,8 @@
 //   {"ack": "join-project", "payload": {...}}         a join's acknowledgement
 //   {"ack": "new-activity", "sent": {...}, "payload": {...}}   an emit's acknowledgement
 //   {"event": "agent_status", "payload": {...}}       an event: the envelope plus its `offset`
-// It exits 0 once <event-count> events arrived (with --emit: and its emits were acknowledged).
+// It exits 0 once <event-count> events arrived (with --emit: and its emits were acknowledged). An
+// event a catch-up repeats (already processed in its room, see below) is printed but not counted.
 
 import { parseArgs } from "node:util";
 import { io } from "socket.io-client";
@@ -61,25 +62,45 @@ function print(line) {
   console.log(JSON.stringify(line));
 }
 
-// Where to resume after a reconnect. `epoch` names the bridge's event log; `lastOffset` is the
-// newest offset this client has processed. Offsets are global (not per room) and rise strictly
-// on one connection, so one number covers every room joined. A browser would keep these in
-// sessionStorage so that a page reload resumes too.
-let epoch = null;
-let lastOffset = null;
+// The two rooms this client follows. Join the project room FIRST: an activity of the project
+// belongs to both rooms, and the bridge delivers it once, through the room joined first.
+const PROJECT_ROOM = `project:${projectId}`;
+const FEED_ROOM = "activity-feed";
 
-// The resume fields a join carries: nothing on the very first join, {since, epoch} afterwards.
-function resumeFields() {
-  return lastOffset === null ? {} : { since: lastOffset, epoch };
+// Where to resume after a reconnect: `epoch` names the bridge's event log, and `offsets` holds ONE
+// OFFSET PER ROOM, the offset of the last event this client processed in that room. Not one
+// number for the whole connection: offsets rise within a room, but not across rooms while a
+// connection resumes (the feed's catch-up, joined second, can deliver events older than those the
+// project room just delivered), so a single "newest offset" would skip the feed's missed events
+// after another drop. A browser keeps these in localStorage so that a page reload resumes too
+// (docs/examples/resume-socketio.html); the rules are in docs/delivery-guarantees.md.
+let epoch = null;
+const offsets = {}; // {room: offset of the last event processed in that room}
+// Per room, for the current connection only: after a fresh join or a resync notice, the events at
+// or below this offset are the room's current state (its snapshot), not new events.
+let stateUpTo = {};
+
+// The room an event is counted in: the project room if it is the project's, else the feed. (An
+// activity of the project arrives through the project room; counting it in the feed as well would
+// move the feed's offset past feed events that a resume has not delivered yet.)
+function roomOf(event) {
+  return event.project_id === projectId ? PROJECT_ROOM : FEED_ROOM;
 }
 
-// Remember where the log stands after a join. A fresh join (no `since`) delivers the room's
-// current state and then the live events newer than the ack's `offset`, so that offset becomes
-// the resume point. After a resumed join, the catch-up events move `lastOffset` forward instead.
-function rememberJoin(ack, resumed) {
+// The resume fields a join carries: {since, epoch} for a room with a stored offset, nothing for a
+// room without one (a fresh join).
+function resumeFields(room) {
+  return offsets[room] === undefined ? {} : { since: offsets[room], epoch };
+}
+
+// A join was acknowledged. A fresh join (no `since`) delivers the room's current state (offsets up
+// to the ack's `offset`), then the live events newer than that offset: it becomes the room's
+// resume point. After a resumed join, the catch-up events move the room's offset forward instead.
+function rememberJoin(room, ack, resumed) {
   epoch = ack.epoch;
   if (!resumed) {
-    lastOffset = Math.max(lastOffset ?? -1, ack.offset);
+    stateUpTo[room] = ack.offset;
+    offsets[room] = ack.offset;
   }
 }
 
@@ -122,21 +143,38 @@ async function request(name, payload) {
   return ack;
 }
 
-// (Re)join the rooms on every connect, the first one and each automatic reconnect, resuming
-// after `lastOffset` when there is one.
+// Join one room, resuming it if it has a stored offset; resolves to the acknowledgement. This
+// uses the callback form of the acknowledgement, not emitWithAck: the callback runs as soon as the
+// ack arrives, before the room's events that follow it (several can come in one long-polling
+// response), so the snapshot bound is set before the snapshot is handled.
+function join(name, room, payload) {
+  const resume = resumeFields(room);
+  return new Promise((resolve, reject) => {
+    socket.timeout(ACK_TIMEOUT_MS).emit(name, { ...payload, ...resume }, (error, ack) => {
+      if (error) {
+        reject(error);
+        return;
+      }
+      print({ ack: name, payload: ack });
+      if (ack.ok) {
+        rememberJoin(room, ack, "since" in resume);
+      } else {
+        console.error(`${name} refused: ${ack.error.code}: ${ack.error.message}`);
+      }
+      resolve(ack);
+    });
+  });
+}
+
+// (Re)join the rooms on every connect, the first one and each automatic reconnect: the project
+// room first, then the feed, each resuming after its own offset when it has one.
 async function joinRooms() {
-  const resume = resumeFields();
-  const resumed = "since" in resume;
-  const projectAck = await request("join-project", { project_id: projectId, ...resume });
-  print({ ack: "join-project", payload: projectAck });
-  const feedAck = await request("join-activity-feed", resume);
-  print({ ack: "join-activity-feed", payload: feedAck });
+  stateUpTo = {}; // a new connection: no snapshot seen on it yet
+  const projectAck = await join("join-project", PROJECT_ROOM, { project_id: projectId });
+  const feedAck = await join("join-activity-feed", FEED_ROOM, {});
   if (!projectAck.ok || !feedAck.ok) {
     finish(1);
-    return;
   }
-  rememberJoin(projectAck, resumed);
-  rememberJoin(feedAck, resumed);
 }
 
 // Collaboration events a browser sends. Each is published to the exchange with confirms; the ack
@@ -184,21 +222,47 @@ socket.on("connect", async () => {
 // Print everything that arrives, known or not, so that nothing goes unseen.
 socket.onAny((name, payload) => print({ event: name, payload }));
 
-// The events themselves: the payload is the envelope plus its `offset`.
-for (const name of EVENT_NAMES) {
-  socket.on(name, (payload) => {
-    lastOffset = Math.max(lastOffset ?? -1, payload.offset);
-    eventsReceived += 1;
-    finishWhenDone();
-  });
+// What this script does with an event: count it (onAny above printed it). Yours renders it.
+function processEvent(event) {
+  eventsReceived += 1;
+  finishWhenDone();
 }
 
-// The bridge could not resume a room (history gone, other epoch, too far behind). Live events
-// keep coming; reload that room's state by other means and continue from the offset given.
+// An event arrived: the envelope plus its `offset`.
+function onEvent(event) {
+  const room = roomOf(event);
+  if (stateUpTo[room] !== undefined && event.offset <= stateUpTo[room]) {
+    // The room's snapshot (latest agent and deployment state): apply it as state. It does not
+    // move the room's offset, which the join's ack or the resync notice already set.
+    processEvent(event);
+    return;
+  }
+  const last = offsets[room];
+  if (last !== undefined && event.offset <= last) {
+    // Already processed: the feed's catch-up repeats an activity of the project that this client
+    // counted in the project room. Skip it.
+    return;
+  }
+  // Process the event, and only then store its offset as the room's offset: a client that stops
+  // in between gets the event again, rather than losing it.
+  processEvent(event);
+  offsets[room] = event.offset;
+}
+
+for (const name of EVENT_NAMES) {
+  socket.on(name, onEvent);
+}
+
+// The bridge could not resume a room (history gone, other epoch, too far behind): the events the
+// room missed will not come. Forget the room's offset. The room's current state follows (events
+// at or below the notice's `offset`: state, as after a fresh join), then live events; the next
+// event processed in the room stores its offset again. Reload the room's history by other means
+// if you need it.
 socket.on("resync-required", ({ room, reason, epoch: newEpoch, offset }) => {
   console.error(`resync required for ${room}: ${reason}`);
   epoch = newEpoch;
-  lastOffset = offset;
+  delete offsets[room];
+  stateUpTo[room] = offset;
 });
 
 // The bridge is about to disconnect this client (for instance: too slow to keep up).
@@ -206,7 +270,7 @@ socket.on("bridge-disconnect", ({ reason }) => console.error(`bridge disconnects
 
 socket.on("disconnect", (reason) => {
   // The client reconnects by itself after network trouble, but not after the server closed the
-  // session: reconnect by hand then; the connect handler resumes from `lastOffset`.
+  // session: reconnect by hand then; the connect handler resumes each room from its offset.
   if (reason === "io server disconnect") {
     setTimeout(() => socket.connect(), 1000);
   }

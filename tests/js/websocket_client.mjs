@@ -14,7 +14,8 @@
 //
 // Output: every frame the bridge sends, one JSON line each, in order: the replies
 // (`subscribed`, `pong`, `request_error`, `resync_required`) and the events (the envelope plus its
-// `offset`). It exits 0 once <event-count> events arrived, 1 on timeout (default 15000 ms).
+// `offset`). It exits 0 once <event-count> events arrived, 1 on timeout (default 15000 ms). An
+// event a catch-up repeats (already processed in its room, see below) is printed but not counted.
 
 import { parseArgs } from "node:util";
 
@@ -40,13 +41,26 @@ function print(line) {
   console.log(JSON.stringify(line));
 }
 
-// Where to resume after a reconnect. `epoch` names the bridge's event log; `lastOffset` is the
-// newest offset this client has processed. Offsets are global (not per room) and rise strictly
-// on one connection, so one number covers every room subscribed. A browser would keep these in
-// sessionStorage so that a page reload resumes too.
+// The two rooms this client follows. Subscribe to the project room FIRST: an activity of the
+// project belongs to both rooms, and the bridge delivers it once, through the room joined first.
+const PROJECT_ROOM = `project:${projectId}`;
+const FEED_ROOM = "activity-feed";
+
+// Where to resume after a reconnect: `epoch` names the bridge's event log, and `offsets` holds ONE
+// OFFSET PER ROOM, the offset of the last event this client processed in that room. Not one
+// number for the whole connection: offsets rise within a room, but not across rooms while a
+// connection resumes (the feed's catch-up, subscribed second, can deliver events older than those
+// the project room just delivered), so a single "newest offset" would skip the feed's missed
+// events after another drop. A browser keeps these in localStorage so that a page reload resumes
+// too (docs/examples/resume-websocket.html); the rules are in docs/delivery-guarantees.md.
 let epoch = null;
-let lastOffset = null;
-let resumed = false;
+const offsets = {}; // {room: offset of the last event processed in that room}
+// Per room, for the current connection only: the `since` its subscribe carried (null: a fresh
+// subscription).
+let sentSince = {};
+// Per room, for the current connection only: after a fresh subscription or a resync notice, the
+// events at or below this offset are the room's current state (its snapshot), not new events.
+let stateUpTo = {};
 
 let socket = null;
 let pinger = null;
@@ -70,15 +84,27 @@ function send(message) {
   socket.send(JSON.stringify(message));
 }
 
+// The subscribe message for a room: with {since, epoch} when the room has a stored offset, without
+// them (a fresh subscription) when it has none.
+function subscribeMessage(room) {
+  const target = room === FEED_ROOM ? { room } : { project_id: projectId };
+  const since = offsets[room];
+  sentSince[room] = since ?? null;
+  return since === undefined
+    ? { type: "subscribe", ...target }
+    : { type: "subscribe", ...target, since, epoch };
+}
+
 function connect() {
+  sentSince = {};
+  stateUpTo = {};
   socket = new WebSocket(`${bridgeUrl}/ws`);
 
   socket.addEventListener("open", () => {
-    // Subscribe to the rooms, resuming after `lastOffset` when there is one.
-    const resume = lastOffset === null ? {} : { since: lastOffset, epoch };
-    resumed = lastOffset !== null;
-    send({ type: "subscribe", project_id: projectId, ...resume });
-    send({ type: "subscribe", room: "activity-feed", ...resume });
+    // Subscribe to the rooms, each resuming after its own offset when it has one. The bridge
+    // handles a connection's messages in order: the project room is joined first.
+    send(subscribeMessage(PROJECT_ROOM));
+    send(subscribeMessage(FEED_ROOM));
     // A ping now and then keeps proxies from closing an idle connection; the first pong also
     // shows the connection works end to end.
     send({ type: "ping" });
@@ -104,40 +130,77 @@ function connect() {
     setTimeout(connect, 1000);
   }
   // The close code says why (1013: too slow to keep up, 1012: the bridge restarts); either way,
-  // reconnect and resume from `lastOffset`.
+  // reconnect and resume each room from its offset.
   socket.addEventListener("close", (close) => reconnect(`closed: ${close.code} ${close.reason}`));
   socket.addEventListener("error", () => reconnect("connection failed"));
+}
+
+// The room an event is counted in: the project room if it is the project's, else the feed. (An
+// activity of the project arrives through the project room; counting it in the feed as well would
+// move the feed's offset past feed events that a resume has not delivered yet.)
+function roomOf(event) {
+  return event.project_id === projectId ? PROJECT_ROOM : FEED_ROOM;
+}
+
+// What this script does with an event: count it (it was printed on arrival). Yours renders it.
+function processEvent(event) {
+  eventsReceived += 1;
+  if (eventsReceived >= expectedEvents) {
+    finish(0);
+  }
+}
+
+// An event arrived: the envelope plus its `offset`.
+function onEvent(event) {
+  const room = roomOf(event);
+  if (stateUpTo[room] !== undefined && event.offset <= stateUpTo[room]) {
+    // The room's snapshot (latest agent and deployment state): apply it as state. It does not
+    // move the room's offset, which the `subscribed` reply or the resync notice already set.
+    processEvent(event);
+    return;
+  }
+  const last = offsets[room];
+  if (last !== undefined && event.offset <= last) {
+    // Already processed: the feed's catch-up repeats an activity of the project that this client
+    // counted in the project room. Skip it.
+    return;
+  }
+  // Process the event, and only then store its offset as the room's offset: a client that stops
+  // in between gets the event again, rather than losing it.
+  processEvent(event);
+  offsets[room] = event.offset;
 }
 
 function handle(frame) {
   // An event carries `id` and `offset`; its `type` is the event type. Check this first: an event
   // of type `error` is an event, not a reply.
   if ("id" in frame && "offset" in frame) {
-    lastOffset = Math.max(lastOffset ?? -1, frame.offset);
-    eventsReceived += 1;
-    if (eventsReceived >= expectedEvents) {
-      finish(0);
-    }
+    onEvent(frame);
     return;
   }
   switch (frame.type) {
     case "subscribed":
-      // A fresh subscription delivers the room's current state, then the live events newer than
-      // this `offset`: it becomes the resume point. After a resumed one, the catch-up events move
-      // `lastOffset` forward instead.
+      // {type, room, epoch, offset}. A fresh subscription delivers the room's current state
+      // (offsets up to this `offset`), then the live events newer than it: it becomes the room's
+      // resume point. After a resumed one, the catch-up events move the room's offset instead.
       epoch = frame.epoch;
-      if (!resumed) {
-        lastOffset = Math.max(lastOffset ?? -1, frame.offset);
+      if (sentSince[frame.room] === null) {
+        stateUpTo[frame.room] = frame.offset;
+        offsets[frame.room] = frame.offset;
       }
       break;
     case "pong":
       break;
     case "resync_required":
-      // The bridge could not resume this room (history gone, other epoch, too far behind). Live
-      // events keep coming; reload the room's state by other means and continue from here.
+      // {type, room, reason, epoch, offset}. The bridge could not resume this room (history gone,
+      // other epoch, too far behind): the events the room missed will not come. Forget the room's
+      // offset. The room's current state follows (events at or below this `offset`: state, as
+      // after a fresh subscription), then live events; the next event processed in the room
+      // stores its offset again. Reload the room's history by other means if you need it.
       console.error(`resync required for ${frame.room}: ${frame.reason}`);
       epoch = frame.epoch;
-      lastOffset = frame.offset;
+      delete offsets[frame.room];
+      stateUpTo[frame.room] = frame.offset;
       break;
     case "request_error":
       // The connection stays open; `request` names the message that was refused.
