@@ -9,6 +9,7 @@ from typing import Any
 import socketio
 from fastapi import FastAPI
 
+from bridge.dashboard import dashboard_routes, project_routes
 from bridge.health import health_routes
 from bridge.service import BridgeService
 from bridge.subscriptions import Subscriptions
@@ -36,5 +37,7 @@ def create_app(service: BridgeService) -> Any:
     )
     api.include_router(health_routes(service))
     api.include_router(websocket_routes(WebSocketHandler(service, subscriptions)))
+    api.include_router(project_routes(service))
+    api.include_router(dashboard_routes())
     sio = SocketIOTransport(service, subscriptions)
     return socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")

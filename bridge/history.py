@@ -82,6 +82,10 @@ class RoomBuffers:
         found.reverse()
         return found
 
+    def newest_offsets(self) -> dict[str, int]:
+        """The offset of the newest event held for each room."""
+        return {room: buffer[-1].offset for room, buffer in self._rooms.items()}
+
 
 class LastValues:
     """The latest state events per project, at most `capacity` entries (least recently updated
@@ -114,6 +118,13 @@ class LastValues:
             del entries[old[0]]
             if not entries:
                 del self._projects[project]
+
+    def newest_offsets(self) -> dict[str, int]:
+        """The offset of the newest state event held for each project."""
+        return {
+            project: max(event.offset for event in entries.values())
+            for project, entries in self._projects.items()
+        }
 
     def snapshot(self, project_id: str) -> list[Event]:
         """The project's current state events, oldest offset first."""

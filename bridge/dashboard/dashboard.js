@@ -1,0 +1,876 @@
+// eventbridge live dashboard (docs/operators/dashboard.md). Plain JavaScript, no dependencies.
+//
+// One native WebSocket to the bridge (`/ws`, next to this page) subscribed to two rooms: the
+// chosen project's room and the activity feed. Everything the page shows is kept in
+// localStorage together with, per room, the offset of the last event processed from that room;
+// a reload (or a reconnect) subscribes with {since, epoch} and so continues exactly where it
+// stopped. The rules (also in docs/clients.md):
+//   - an event's offset is stored only AFTER the event has been applied, in the same task as
+//     the view it changed, so a reload can never fall between the two;
+//   - an event is counted in ONE room: the project room when it is the project's (an activity
+//     of the project reaches a connection in both rooms once, through the project room, which
+//     is subscribed first), else the activity feed;
+//   - after a fresh join (no stored offset) or a `resync_required`, the events at or below the
+//     reply's offset are the room's current state (the snapshot): applied, but they do not move
+//     the stored offset;
+//   - `resync_required`: the bridge could not send what the room missed; forget the room's
+//     offset and its view, and rebuild from the snapshot that follows.
+//
+// For tests and curious developers: window.dashboard = {received, state}. `received` lists the
+// ids of the events processed for the current project, in arrival order, across reloads of this
+// tab (sessionStorage); `state` holds the project, the connection state, this connection's joins,
+// the resync notices seen, and `view` (what the panels show, plus the stored offsets).
+
+"use strict";
+
+(() => {
+  const STORE = "eventbridge.dashboard";
+  const VIEW_VERSION = 1;
+  const FEED_ROOM = "activity-feed";
+  const PROJECT_RE = /^[A-Za-z0-9_-]{1,64}$/;
+  const MAX_FEED = 60;
+  const MAX_LOG_LINES = 200;
+  const MAX_DEPLOYMENTS = 4;
+  const MAX_WORKFLOWS = 3;
+  const MAX_PROJECT_ERRORS = 5;
+  const MAX_RECEIVED = 2000;
+  const PING_EVERY_MS = 20000;
+  const PROJECTS_EVERY_MS = 15000;
+  const BACKOFF_MS = { first: 500, max: 15000 };
+
+  // ---- storage -----------------------------------------------------------------------------
+
+  let storageWarned = false;
+
+  function readJson(storage, key, fallback) {
+    try {
+      const raw = storage.getItem(key);
+      return raw === null ? fallback : JSON.parse(raw);
+    } catch {
+      return fallback;
+    }
+  }
+
+  function writeJson(storage, key, value) {
+    try {
+      storage.setItem(key, JSON.stringify(value));
+    } catch (error) {
+      if (!storageWarned) {
+        storageWarned = true;
+        console.warn(`eventbridge dashboard: cannot store state (${error}); a reload starts over`);
+      }
+    }
+  }
+
+  const viewKey = (project) => `${STORE}.view.v${VIEW_VERSION}:${project}`;
+  const receivedKey = (project) => `${STORE}.received:${project}`;
+  const PROJECT_KEY = `${STORE}.project`;
+
+  function emptyProjectView() {
+    return { agents: {}, workflows: {}, deployments: {}, errors: [] };
+  }
+
+  function emptyView() {
+    return { epoch: null, offsets: {}, feed: [], ...emptyProjectView() };
+  }
+
+  function loadView(project) {
+    const stored = readJson(localStorage, viewKey(project), null);
+    if (!stored || typeof stored !== "object" || typeof stored.offsets !== "object") {
+      return emptyView();
+    }
+    return { ...emptyView(), ...stored };
+  }
+
+  // ---- page state --------------------------------------------------------------------------
+
+  const state = {
+    project: null,
+    connection: "idle", // idle | connecting | live | reconnecting
+    retryAt: null, // when the next reconnect attempt starts (ms since the epoch)
+    attempt: 0, // reconnect attempts since the page was last live
+    joins: [], // this connection's subscribe replies: {room, since, epoch, offset}
+    resyncs: [], // resync_required notices seen by this page load
+    view: emptyView(),
+  };
+  const dashboard = { received: [], state };
+  window.dashboard = dashboard;
+
+  let projectRoom = null;
+  let socket = null;
+  let pinger = null;
+  let retryTimer = null;
+  let countdown = null;
+  let unloading = false;
+  // Per room, for the current connection: the `since` its subscribe carried (null: fresh join),
+  // and the offset at or below which events are the room's snapshot.
+  let sentSince = {};
+  let stateUpTo = {};
+
+  function persist() {
+    writeJson(localStorage, viewKey(state.project), state.view);
+    writeJson(sessionStorage, receivedKey(state.project), dashboard.received);
+  }
+
+  // ---- applying events ---------------------------------------------------------------------
+
+  function roomOf(event) {
+    return event.project_id === state.project ? projectRoom : FEED_ROOM;
+  }
+
+  function agentOf(id) {
+    const agents = state.view.agents;
+    if (!agents[id]) {
+      agents[id] = {
+        id, status: null, message: null, progress: null, stage: null, artifacts: null,
+        summary: null, generationId: null, error: null, at: null,
+      };
+    }
+    return agents[id];
+  }
+
+  function workflowOf(id, offset) {
+    const workflows = state.view.workflows;
+    if (!workflows[id]) workflows[id] = { id, steps: {}, order: [], offset };
+    const workflow = workflows[id];
+    workflow.offset = offset;
+    const ids = Object.keys(workflows);
+    if (ids.length > MAX_WORKFLOWS) {
+      ids.sort((a, b) => workflows[a].offset - workflows[b].offset);
+      for (const old of ids.slice(0, ids.length - MAX_WORKFLOWS)) delete workflows[old];
+    }
+    return workflow;
+  }
+
+  function stepOf(workflow, id) {
+    if (!workflow.steps[id]) {
+      workflow.steps[id] = { id, status: null, user: null, changes: {}, completed: false, result: null };
+      workflow.order.push(id);
+    }
+    return workflow.steps[id];
+  }
+
+  function deploymentOf(id, offset) {
+    const deployments = state.view.deployments;
+    if (!deployments[id]) {
+      deployments[id] = { id, status: null, progress: null, message: null, logs: [], offset, at: null };
+    }
+    const deployment = deployments[id];
+    deployment.offset = offset;
+    const ids = Object.keys(deployments);
+    if (ids.length > MAX_DEPLOYMENTS) {
+      ids.sort((a, b) => deployments[a].offset - deployments[b].offset);
+      for (const old of ids.slice(0, ids.length - MAX_DEPLOYMENTS)) delete deployments[old];
+    }
+    return deployment;
+  }
+
+  const clamp01 = (value) => (typeof value === "number" && Number.isFinite(value)
+    ? Math.min(1, Math.max(0, value)) : null);
+
+  // Events that set an agent's or a deployment's current state. A replayed copy of one (an
+  // operator's `eventbridge replay`, marked `replayed: true`) is history shown again: like the
+  // bridge's snapshot state, the page does not let it roll the current state back.
+  const STATE_TYPES = new Set([
+    "agent_status", "progress_update", "generation_complete", "error", "deployment_status",
+  ]);
+
+  function apply(event) {
+    if (event.replayed && STATE_TYPES.has(event.type)) return [];
+    const d = event.data || {};
+    const at = event.occurred_at || null;
+    switch (event.type) {
+      case "agent_status": {
+        const agent = agentOf(d.agent_id);
+        agent.status = d.status;
+        agent.at = at;
+        if (d.status === "queued") {
+          // A new run: forget the previous run's progress, artifacts and error.
+          Object.assign(agent, { progress: null, stage: null, artifacts: null, summary: null, generationId: null, error: null });
+        }
+        if (d.message || d.status === "queued") agent.message = d.message || null;
+        return ["agents"];
+      }
+      case "progress_update": {
+        const agent = agentOf(d.agent_id);
+        agent.progress = clamp01(d.progress);
+        if (d.stage) agent.stage = d.stage;
+        if (d.message) agent.message = d.message;
+        agent.at = at;
+        return ["agents"];
+      }
+      case "generation_complete": {
+        const agent = agentOf(d.agent_id);
+        agent.artifacts = Array.isArray(d.artifacts) ? d.artifacts : [];
+        agent.summary = d.summary || null;
+        agent.generationId = d.generation_id || null;
+        agent.progress = 1;
+        agent.at = at;
+        return ["agents"];
+      }
+      case "error": {
+        const error = { code: d.code, message: d.message, retryable: Boolean(d.retryable), at };
+        if (d.agent_id) {
+          const agent = agentOf(d.agent_id);
+          agent.error = error;
+          agent.at = at;
+        } else {
+          state.view.errors.unshift(error);
+          state.view.errors.length = Math.min(state.view.errors.length, MAX_PROJECT_ERRORS);
+        }
+        return ["agents"];
+      }
+      case "activity_created": {
+        if (state.view.feed.some((item) => item.id === event.id)) return []; // a replay
+        state.view.feed.unshift({
+          id: event.id, project: event.project_id, actor: d.actor, action: d.action,
+          target: d.target || null, kind: d.activity_type || null,
+          priority: d.priority || "normal", at,
+        });
+        state.view.feed.length = Math.min(state.view.feed.length, MAX_FEED);
+        return ["feed"];
+      }
+      case "step_updated": {
+        const step = stepOf(workflowOf(d.workflow_id, event.offset), d.step_id);
+        if (d.status) step.status = d.status;
+        if (d.user_id) step.user = d.user_id;
+        if (d.changes && typeof d.changes === "object") step.changes = { ...step.changes, ...d.changes };
+        step.at = at;
+        return ["workflows"];
+      }
+      case "step_completed": {
+        const step = stepOf(workflowOf(d.workflow_id, event.offset), d.step_id);
+        step.completed = true;
+        step.status = "completed";
+        if (d.user_id) step.user = d.user_id;
+        if (d.result !== undefined && d.result !== null) step.result = d.result;
+        step.at = at;
+        return ["workflows"];
+      }
+      case "deployment_status": {
+        const deployment = deploymentOf(d.deployment_id, event.offset);
+        deployment.status = d.status;
+        if (typeof d.progress === "number") deployment.progress = clamp01(d.progress);
+        deployment.message = d.message || null;
+        deployment.at = at;
+        return ["deployments"];
+      }
+      case "deployment_log": {
+        const deployment = deploymentOf(d.deployment_id, event.offset);
+        deployment.logs.push({ stream: d.stream, line: String(d.line ?? "") });
+        if (deployment.logs.length > MAX_LOG_LINES) {
+          deployment.logs.splice(0, deployment.logs.length - MAX_LOG_LINES);
+        }
+        deployment.at = at;
+        return ["deployments"];
+      }
+      default:
+        return []; // an event type this page does not know yet
+    }
+  }
+
+  function onEvent(event) {
+    const room = roomOf(event);
+    const inSnapshot = stateUpTo[room] !== undefined && event.offset <= stateUpTo[room];
+    const last = state.view.offsets[room];
+    if (!inSnapshot && last !== undefined && event.offset <= last) {
+      // Already applied: after a resume, the feed's catch-up can repeat an activity of the
+      // project that was counted in the project room.
+      return;
+    }
+    const panels = apply(event);
+    dashboard.received.push(event.id);
+    if (dashboard.received.length > MAX_RECEIVED) {
+      dashboard.received.splice(0, dashboard.received.length - MAX_RECEIVED);
+    }
+    if (!inSnapshot) state.view.offsets[room] = event.offset;
+    persist(); // the view and its offsets together, after the event is applied
+    schedule(...panels, "header");
+  }
+
+  function onSubscribed(reply) {
+    const fresh = sentSince[reply.room] === null;
+    state.view.epoch = reply.epoch;
+    if (fresh) {
+      // The room's current state follows (offsets up to reply.offset), then live events.
+      stateUpTo[reply.room] = reply.offset;
+      state.view.offsets[reply.room] = reply.offset;
+      if (reply.room === projectRoom) Object.assign(state.view, emptyProjectView());
+    }
+    state.joins.push({ room: reply.room, since: sentSince[reply.room], epoch: reply.epoch, offset: reply.offset });
+    persist();
+    if (state.joins.length === 2) {
+      state.attempt = 0;
+      setConnection("live");
+    }
+    schedule("agents", "workflows", "deployments", "feed", "header");
+  }
+
+  function onResyncRequired(notice) {
+    state.resyncs.push(notice);
+    const join = state.joins.find((item) => item.room === notice.room);
+    state.view.epoch = notice.epoch;
+    delete state.view.offsets[notice.room];
+    // Events at or below the join's offset are the room's snapshot; live events follow.
+    stateUpTo[notice.room] = join ? join.offset : notice.offset;
+    if (notice.room === projectRoom) {
+      Object.assign(state.view, emptyProjectView());
+    } else {
+      state.view.feed.unshift({ gap: notice.reason, at: new Date().toISOString() });
+      state.view.feed.length = Math.min(state.view.feed.length, MAX_FEED);
+    }
+    persist();
+    showNotice(`Could not resume ${notice.room} (${notice.reason.replace(/_/g, " ")}): ` +
+      "some events were missed; showing the current state.");
+    schedule("agents", "workflows", "deployments", "feed", "header");
+  }
+
+  function onFrame(frame) {
+    // An event carries `id` and `offset` (and its `type` is the event type: an event of type
+    // "error" is an event, not a reply), so test for those first.
+    if (!frame || typeof frame !== "object") return;
+    if ("id" in frame && "offset" in frame) {
+      onEvent(frame);
+    } else if (frame.type === "subscribed") {
+      onSubscribed(frame);
+    } else if (frame.type === "resync_required") {
+      onResyncRequired(frame);
+    } else if (frame.type === "request_error") {
+      console.error(`eventbridge: ${frame.request} refused: ${frame.code}: ${frame.message}`);
+    }
+  }
+
+  // ---- the connection ----------------------------------------------------------------------
+
+  function wsUrl() {
+    const url = new URL("ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.search = "";
+    url.hash = "";
+    return url.href;
+  }
+
+  function subscribeMessage(room) {
+    const target = room === FEED_ROOM ? { room } : { project_id: state.project };
+    const since = state.view.offsets[room];
+    sentSince[room] = since ?? null;
+    if (since === undefined) return { type: "subscribe", ...target };
+    return { type: "subscribe", ...target, since, ...(state.view.epoch ? { epoch: state.view.epoch } : {}) };
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (!state.project || unloading) return;
+    sentSince = {};
+    stateUpTo = {};
+    state.joins = [];
+    state.retryAt = null;
+    setConnection(state.attempt === 0 ? "connecting" : "reconnecting");
+    let ws;
+    try {
+      ws = new WebSocket(wsUrl());
+    } catch (error) {
+      console.error(`eventbridge: cannot open the WebSocket: ${error}`);
+      scheduleReconnect();
+      return;
+    }
+    socket = ws;
+    ws.addEventListener("open", () => {
+      if (socket !== ws) return;
+      // The bridge answers a connection's requests in order: the project room is joined first.
+      for (const room of [projectRoom, FEED_ROOM]) ws.send(JSON.stringify(subscribeMessage(room)));
+      pinger = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('{"type":"ping"}'), PING_EVERY_MS);
+    });
+    ws.addEventListener("message", (message) => {
+      if (socket !== ws || unloading) return;
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch (error) {
+        console.error(`eventbridge: a frame that is not JSON: ${error}`);
+        return;
+      }
+      onFrame(frame);
+    });
+    ws.addEventListener("close", () => {
+      if (socket !== ws) return;
+      socket = null;
+      clearInterval(pinger);
+      if (!unloading) scheduleReconnect();
+    });
+  }
+
+  function disconnect() {
+    const ws = socket;
+    socket = null;
+    clearInterval(pinger);
+    clearTimeout(retryTimer);
+    retryTimer = null;
+    if (ws) ws.close(1000, "project changed");
+  }
+
+  function scheduleReconnect() {
+    // Exponential backoff with jitter, so a restarting bridge is not hit by every tab at once.
+    const base = Math.min(BACKOFF_MS.max, BACKOFF_MS.first * 2 ** state.attempt);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    state.attempt += 1;
+    state.retryAt = Date.now() + delay;
+    setConnection("reconnecting");
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function setConnection(value) {
+    state.connection = value;
+    if (value !== "reconnecting") state.retryAt = null;
+    renderConnection();
+    clearInterval(countdown);
+    countdown = state.retryAt ? setInterval(renderConnection, 250) : null;
+  }
+
+  // ---- projects ----------------------------------------------------------------------------
+
+  function openProject(project) {
+    if (!PROJECT_RE.test(project || "")) return false;
+    try {
+      localStorage.setItem(PROJECT_KEY, project);
+    } catch {
+      // remembering is a convenience
+    }
+    const url = new URL(location.href);
+    if (url.searchParams.get("project") !== project) {
+      url.searchParams.set("project", project);
+      history.replaceState(null, "", url);
+    }
+    if (project === state.project) return true;
+    disconnect();
+    state.project = project;
+    projectRoom = `project:${project}`;
+    state.view = loadView(project);
+    state.resyncs = [];
+    state.attempt = 0;
+    dashboard.received = readJson(sessionStorage, receivedKey(project), []);
+    document.title = `${project} · eventbridge`;
+    hideNotice();
+    schedule("agents", "workflows", "deployments", "feed", "header", "picker");
+    connect();
+    return true;
+  }
+
+  let knownProjects = [];
+
+  async function refreshProjects() {
+    try {
+      const response = await fetch(new URL("api/projects", location.href), { cache: "no-store" });
+      if (!response.ok) return;
+      const body = await response.json();
+      knownProjects = (body.projects || []).map((item) => item.project_id);
+      schedule("picker");
+      if (!state.project && knownProjects.length) openProject(knownProjects[0]);
+    } catch {
+      // The bridge is unreachable: the connection pill already says so.
+    }
+  }
+
+  function initialProject() {
+    const fromQuery = new URLSearchParams(location.search).get("project");
+    if (fromQuery && PROJECT_RE.test(fromQuery)) return fromQuery;
+    let remembered = null;
+    try {
+      remembered = localStorage.getItem(PROJECT_KEY);
+    } catch {
+      remembered = null;
+    }
+    return remembered && PROJECT_RE.test(remembered) ? remembered : null;
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    // textContent, never innerHTML: event data is untrusted input.
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  const AGENT_TONES = {
+    idle: "neutral", queued: "queued", running: "info", waiting: "warn",
+    succeeded: "ok", failed: "bad", cancelled: "muted",
+  };
+  const PRIORITY_TONES = { low: "muted", normal: "neutral", high: "warn", critical: "bad" };
+
+  function deploymentTone(status) {
+    const value = String(status || "").toLowerCase();
+    if (/fail|error/.test(value)) return "bad";
+    if (/succe|complete|deployed|done|healthy/.test(value)) return "ok";
+    if (/progress|running|deploying|applying|active/.test(value)) return "info";
+    if (/cancel|roll|abort/.test(value)) return "warn";
+    if (/pending|queued|waiting/.test(value)) return "queued";
+    return "neutral";
+  }
+
+  function badge(text, tone) {
+    return el("span", `badge tone-${tone}`, String(text || "unknown").replace(/_/g, " "));
+  }
+
+  function progressBar(fraction, tone, label) {
+    const percent = fraction === null || fraction === undefined ? null : Math.round(fraction * 100);
+    const bar = el("div", "progress");
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-label", label);
+    if (percent !== null) bar.setAttribute("aria-valuenow", String(percent));
+    const fill = el("div", `progress-fill tone-${tone}`);
+    fill.style.width = `${percent ?? 0}%`;
+    bar.append(fill);
+    return { bar, percent };
+  }
+
+  function clock(iso) {
+    if (!iso) return "";
+    const date = new Date(iso);
+    if (Number.isNaN(date.getTime())) return "";
+    return date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
+  }
+
+  function empty(text) {
+    return el("p", "empty", text);
+  }
+
+  function renderConnection() {
+    const pill = $("connection");
+    pill.dataset.state = state.connection;
+    let text = { idle: "No project", connecting: "Connecting…", live: "Live" }[state.connection];
+    if (state.connection === "reconnecting") {
+      if (state.retryAt) {
+        const seconds = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
+        text = `Reconnecting in ${seconds} s`;
+      } else {
+        text = "Reconnecting…";
+      }
+      pill.title = `attempt ${state.attempt}`;
+    } else {
+      pill.title = state.connection === "live" ? `following ${projectRoom} and ${FEED_ROOM}` : "";
+    }
+    $("connection-text").textContent = text;
+  }
+
+  function renderHeader() {
+    const offsets = Object.values(state.view.offsets).filter((value) => typeof value === "number");
+    $("offset").textContent = offsets.length ? `offset ${Math.max(...offsets)}` : "";
+    $("offset").title = state.view.epoch ? `log epoch ${state.view.epoch}` : "";
+    $("footer-project").textContent = state.project ? `Project ${state.project}` : "No project selected";
+  }
+
+  function renderPicker() {
+    const select = $("project-select");
+    const options = [...new Set([...(state.project ? [state.project] : []), ...knownProjects])];
+    // Rebuilt only when the set of projects changes, not their order, so an open list stays put.
+    const current = [...select.options].slice(1).map((option) => option.value);
+    if ([...current].sort().join("\n") !== [...options].sort().join("\n")) {
+      select.replaceChildren(el("option", null, "Known projects…"));
+      select.firstChild.value = "";
+      for (const project of options) {
+        const option = el("option", null, project);
+        option.value = project;
+        select.append(option);
+      }
+    }
+    select.value = state.project || "";
+    const input = $("project-input");
+    if (document.activeElement !== input) input.value = state.project || "";
+  }
+
+  function renderAgents() {
+    const container = $("agents");
+    const agents = Object.values(state.view.agents).sort((a, b) => a.id.localeCompare(b.id));
+    $("agents-count").textContent = agents.length ? `${agents.length}` : "";
+    const errors = $("project-errors");
+    errors.replaceChildren(...state.view.errors.map((error) => errorBox(error)));
+    if (!agents.length) {
+      container.replaceChildren(empty(state.project ? "Waiting for agent events…" : "Choose a project above."));
+      return;
+    }
+    container.replaceChildren(...agents.map(agentCard));
+  }
+
+  function errorBox(error) {
+    const box = el("div", "error-box");
+    const head = el("div", "error-head");
+    head.append(el("span", "error-code", error.code || "error"));
+    head.append(el("span", `error-tag ${error.retryable ? "retryable" : "fatal"}`,
+      error.retryable ? "retryable" : "not retryable"));
+    if (error.at) head.append(el("span", "error-time", clock(error.at)));
+    box.append(head, el("div", "error-message", error.message || ""));
+    return box;
+  }
+
+  function agentCard(agent) {
+    const tone = AGENT_TONES[agent.status] || "neutral";
+    const card = el("article", `card agent status-${tone}`);
+    card.dataset.agent = agent.id;
+    const head = el("div", "card-head");
+    head.append(el("span", "avatar", agent.id.slice(0, 1).toUpperCase()));
+    const title = el("div", "card-title");
+    const name = el("h3", null, agent.id);
+    name.title = agent.id;
+    title.append(name);
+    title.append(el("span", "card-sub", agent.at ? `updated ${clock(agent.at)}` : ""));
+    head.append(title, badge(agent.status, tone));
+    card.append(head);
+
+    const { bar, percent } = progressBar(agent.progress, tone, `${agent.id} progress`);
+    card.append(bar);
+    const meta = el("div", "progress-meta");
+    let stage = agent.stage;
+    if (agent.status === "succeeded") stage = "complete";
+    else if (agent.status === "queued") stage = null;
+    meta.append(stage
+      ? el("span", "stage", stage)
+      : el("span", "stage placeholder", percent === null ? "no progress yet" : ""));
+    meta.append(el("span", "percent", percent === null ? "–" : `${percent}%`));
+    card.append(meta);
+
+    // A failed status often repeats the error's code as its message: the error box says it.
+    if (agent.message && !(agent.error && agent.message === agent.error.code)) {
+      card.append(el("p", "message", agent.message));
+    }
+    if (agent.artifacts && agent.artifacts.length) {
+      const artifacts = el("div", "artifacts");
+      artifacts.append(el("div", "artifacts-title", agent.summary || "Artifacts"));
+      const list = el("ul", "artifact-list");
+      for (const artifact of agent.artifacts) {
+        const item = el("li", "artifact");
+        item.title = artifact.uri || "";
+        item.append(el("span", "artifact-name", artifact.name));
+        if (artifact.kind) item.append(el("span", "artifact-kind", artifact.kind));
+        list.append(item);
+      }
+      artifacts.append(list);
+      card.append(artifacts);
+    }
+    if (agent.error) card.append(errorBox(agent.error));
+    return card;
+  }
+
+  function renderFeed() {
+    const list = $("feed");
+    if (!state.view.feed.length) {
+      list.replaceChildren(el("li", "empty", "No activity yet."));
+      return;
+    }
+    list.replaceChildren(...state.view.feed.map(feedItem));
+  }
+
+  function feedItem(item) {
+    if (item.gap) {
+      return el("li", "feed-gap", `Some activity was missed here (${item.gap.replace(/_/g, " ")})`);
+    }
+    const li = el("li", "feed-item");
+    li.dataset.id = item.id;
+    li.append(el("span", "avatar small", String(item.actor || "?").slice(0, 1).toUpperCase()));
+    const body = el("div", "feed-body");
+    const line = el("div", "feed-line");
+    line.append(el("strong", "actor", item.actor), ` ${item.action || ""}`);
+    if (item.target) line.append(" ", el("span", "target", item.target));
+    body.append(line);
+    const meta = el("div", "feed-meta");
+    const parts = [item.kind, item.project || "global", clock(item.at)].filter(Boolean);
+    meta.textContent = parts.join(" · ");
+    body.append(meta);
+    li.append(body, badge(item.priority, PRIORITY_TONES[item.priority] || "neutral"));
+    return li;
+  }
+
+  function renderWorkflows() {
+    const container = $("workflows");
+    const workflows = Object.values(state.view.workflows).sort((a, b) => b.offset - a.offset);
+    $("workflows-count").textContent = workflows.length ? `${workflows.length}` : "";
+    if (!workflows.length) {
+      container.replaceChildren(empty(state.project ? "No workflow activity yet." : ""));
+      return;
+    }
+    container.replaceChildren(...workflows.map(workflowBlock));
+  }
+
+  function describeChanges(step) {
+    const parts = Object.entries(step.changes || {}).map(([key, value]) =>
+      `${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+    if (step.result && typeof step.result === "object") {
+      parts.push(...Object.entries(step.result).map(([key, value]) => `${key}: ${JSON.stringify(value)}`));
+    } else if (step.result !== null && step.result !== undefined) {
+      parts.push(`result: ${JSON.stringify(step.result)}`);
+    }
+    return parts.join(" · ");
+  }
+
+  function workflowBlock(workflow) {
+    const block = el("article", "workflow");
+    block.dataset.workflow = workflow.id;
+    const steps = workflow.order.map((id) => workflow.steps[id]);
+    const done = steps.filter((step) => step.completed).length;
+    const head = el("div", "workflow-head");
+    head.append(el("h3", null, workflow.id), el("span", "count", `${done}/${steps.length} done`));
+    block.append(head);
+    const list = el("ol", "steps");
+    for (const step of steps) {
+      const item = el("li", `step${step.completed ? " done" : ""}`);
+      item.dataset.step = step.id;
+      item.append(el("span", "check", step.completed ? "✓" : ""));
+      const body = el("div", "step-body");
+      const line = el("div", "step-line");
+      line.append(el("span", "step-name", step.id));
+      if (step.user) line.append(el("span", "step-user", step.user));
+      body.append(line);
+      const details = describeChanges(step);
+      if (details) {
+        const changes = el("div", "step-changes", details);
+        changes.title = details;
+        body.append(changes);
+      }
+      const tone = step.completed ? "ok" : step.status === "in_review" ? "warn" : "info";
+      item.append(body, badge(step.status || "updated", tone));
+      list.append(item);
+    }
+    block.append(list);
+    return block;
+  }
+
+  function renderDeployments() {
+    const container = $("deployments");
+    // Keep each log box where the reader left it; follow the tail when it was at the bottom.
+    const scroll = {};
+    for (const box of container.querySelectorAll(".log")) {
+      const atBottom = box.scrollTop + box.clientHeight >= box.scrollHeight - 4;
+      scroll[box.dataset.deployment] = atBottom ? null : box.scrollTop;
+    }
+    const deployments = Object.values(state.view.deployments).sort((a, b) => b.offset - a.offset);
+    $("deployments-count").textContent = deployments.length ? `${deployments.length}` : "";
+    if (!deployments.length) {
+      container.replaceChildren(empty(state.project ? "No deployments yet." : ""));
+      return;
+    }
+    container.replaceChildren(...deployments.map(deploymentCard));
+    for (const box of container.querySelectorAll(".log")) {
+      const kept = scroll[box.dataset.deployment];
+      box.scrollTop = kept === undefined || kept === null ? box.scrollHeight : kept;
+    }
+  }
+
+  function deploymentCard(deployment) {
+    const tone = deploymentTone(deployment.status);
+    const card = el("article", `card deployment status-${tone}`);
+    card.dataset.deployment = deployment.id;
+    const head = el("div", "card-head");
+    const title = el("div", "card-title");
+    title.append(el("h3", null, deployment.id));
+    title.append(el("span", "card-sub", [deployment.message, clock(deployment.at)].filter(Boolean).join(" · ")));
+    head.append(title, badge(deployment.status, tone));
+    card.append(head);
+    const { bar, percent } = progressBar(deployment.progress, tone, `${deployment.id} progress`);
+    const row = el("div", "progress-row");
+    row.append(bar, el("span", "percent", percent === null ? "–" : `${percent}%`));
+    card.append(row);
+    const log = el("div", "log");
+    log.dataset.deployment = deployment.id;
+    log.setAttribute("role", "log");
+    log.setAttribute("aria-label", `${deployment.id} log`);
+    if (!deployment.logs.length) log.append(el("div", "log-line log-empty", "no output yet"));
+    for (const entry of deployment.logs) {
+      log.append(el("div", `log-line ${entry.stream === "stderr" ? "stderr" : "stdout"}`, entry.line));
+    }
+    card.append(log);
+    return card;
+  }
+
+  let notice = null;
+
+  function showNotice(text) {
+    const box = $("notice");
+    box.textContent = text;
+    box.hidden = false;
+    clearTimeout(notice);
+    notice = setTimeout(hideNotice, 15000);
+  }
+
+  function hideNotice() {
+    clearTimeout(notice);
+    $("notice").hidden = true;
+  }
+
+  const RENDERERS = {
+    agents: renderAgents,
+    feed: renderFeed,
+    workflows: renderWorkflows,
+    deployments: renderDeployments,
+    header: renderHeader,
+    picker: renderPicker,
+  };
+  const dirty = new Set();
+  let frameQueued = false;
+
+  function schedule(...panels) {
+    for (const panel of panels) dirty.add(panel);
+    if (frameQueued) return;
+    frameQueued = true;
+    // Many events in a burst render once; the timer covers tabs where frames are throttled.
+    requestAnimationFrame(flush);
+    setTimeout(flush, 150);
+  }
+
+  function flush() {
+    if (!frameQueued) return;
+    frameQueued = false;
+    const panels = [...dirty];
+    dirty.clear();
+    for (const panel of panels) RENDERERS[panel]();
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+
+  $("project-form").addEventListener("submit", (submitted) => {
+    submitted.preventDefault();
+    const input = $("project-input");
+    const value = input.value.trim();
+    if (!openProject(value)) {
+      input.setCustomValidity("1–64 letters, digits, _ or -");
+      input.reportValidity();
+    }
+  });
+  $("project-input").addEventListener("input", (changed) => changed.target.setCustomValidity(""));
+  $("project-select").addEventListener("change", (changed) => {
+    if (changed.target.value) openProject(changed.target.value);
+  });
+
+  // Nothing is applied once the page is going away, so what is stored is what was applied.
+  window.addEventListener("pagehide", () => {
+    unloading = true;
+  });
+  window.addEventListener("pageshow", (shown) => {
+    if (shown.persisted) {
+      // Back from the back/forward cache: the old connection is gone; resume from storage.
+      unloading = false;
+      if (!socket || socket.readyState !== WebSocket.OPEN) {
+        socket = null;
+        connect();
+      }
+    }
+  });
+  window.addEventListener("online", () => {
+    if (!socket && state.project) connect();
+  });
+
+  const first = initialProject();
+  if (first) {
+    openProject(first);
+  } else {
+    setConnection("idle");
+    schedule("agents", "workflows", "deployments", "feed", "header", "picker");
+  }
+  refreshProjects();
+  setInterval(refreshProjects, PROJECTS_EVERY_MS);
+})();
