@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class LogReader:
         self._ack_batch = max(1, min(ACK_BATCH, prefetch // 2))
         self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
         self._unacked = 0
         self._last: AbstractIncomingMessage | None = None
 
@@ -99,8 +101,10 @@ class LogReader:
         underlay = await self._channel.get_underlay_channel()
         underlay.on_consumer_cancel_callbacks.add(self._on_close)
         await self._channel.set_qos(prefetch_count=self._prefetch)
-        queue = await self._channel.get_queue(self._log_name, ensure=False)
-        await queue.consume(self._on_message, arguments={"x-stream-offset": self._start})
+        self._queue = await self._channel.get_queue(self._log_name, ensure=False)
+        self._consumer_tag = await self._queue.consume(
+            self._on_message, arguments={"x-stream-offset": self._start}
+        )
         return self
 
     async def __aexit__(
@@ -111,6 +115,10 @@ class LogReader:
     ) -> None:
         if self._channel is not None and not self._channel.is_closed:
             try:
+                # Cancel first: a stream consumer whose channel just closes stays counted in
+                # the broker's consumer numbers for tens of seconds.
+                if self._queue is not None and self._consumer_tag is not None:
+                    await self._queue.cancel(self._consumer_tag)
                 await self._channel.close()
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
                 logger.debug("log reader channel was already closing", exc_info=True)
