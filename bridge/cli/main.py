@@ -6,9 +6,17 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import demo, publish, serve
+from bridge.cli import dead_letters, demo, publish, replay, serve, status, tail
 
-COMMANDS = {"serve": serve, "publish": publish, "demo": demo}
+COMMANDS = {
+    "serve": serve,
+    "publish": publish,
+    "demo": demo,
+    "dead-letters": dead_letters,
+    "tail": tail,
+    "status": status,
+    "replay": replay,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
