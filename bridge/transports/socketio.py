@@ -14,7 +14,6 @@ import logging
 from typing import Any
 
 import socketio
-from pydantic import ValidationError
 
 from bridge.client_events import CLIENT_EVENTS, build_client_event
 from bridge.decoding import Event
@@ -206,8 +205,6 @@ class SocketIOTransport:
                 )
             except RequestError as exc:
                 return _error(exc)
-            except ValidationError as exc:  # pragma: no cover - build_client_event translates these
-                return _error(RequestError("invalid_data", str(exc)))
             return {"ok": True, "id": event_id}
 
         return handler
