@@ -180,11 +180,12 @@ class Resumer:
         if connection is None:
             raise LogClosedError("the bridge is not connected to the broker")
         events: list[Event] = []
+        wanted = _routing_key_filter(room)
         async for record in read_range(
             connection, service.names.log, since, upto, prefetch=service.settings.consumer_prefetch
         ):
-            if record.marker is not None:
-                continue
+            if record.marker is not None or not wanted(record.routing_key):
+                continue  # skipped before decoding: other rooms' records are most of a scan
             event = decode_record(record, max_bytes=service.settings.max_message_bytes)
             if isinstance(event, DeadLetter) or room not in event.rooms:
                 continue
@@ -198,6 +199,15 @@ class Resumer:
         for task in tuple(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _routing_key_filter(room: str) -> Callable[[str], bool]:
+    """A cheap test on routing keys that keeps every record of `room` (and a few others, which
+    decoding then sorts out)."""
+    if room == ACTIVITY_FEED:
+        return lambda key: key.endswith(".activity_created")
+    prefix = f"project.{room.removeprefix('project:')}."
+    return lambda key: key.startswith(prefix)
 
 
 def _nothing() -> None:

@@ -274,8 +274,9 @@ class BridgeService:
             self.history.reset(floor=record.offset - 1)
             self._warm = False
         if record.marker is not None:
+            # Every marker moves the head, other replicas' too, so replicas agree on it.
+            self.head = max(self.head, record.offset)
             if is_sync(record, sync_id):
-                self.head = max(self.head, record.offset)
                 self._synced.set()
                 if self._startup is not None and not self._startup.done():
                     # Everything the warm start loaded lives long: keep it out of the garbage

@@ -26,8 +26,9 @@ from schemas.routing import ACTIVITY_FEED
 
 logger = logging.getLogger(__name__)
 
-ENGINEIO_BACKLOG = 64
-"""Packets allowed in an Engine.IO socket's own queue before our writer waits."""
+ENGINEIO_BACKLOG = 256
+"""Packets allowed in an Engine.IO socket's own queue before our writer waits (a bound on what
+one client can hold there, and large enough not to throttle a catch-up)."""
 
 
 class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
@@ -70,7 +71,7 @@ class SocketIOConnection(ClientConnection):
             return
         # Engine.IO's queue has no "drained" event to await, so poll it briefly.
         while socket.queue.qsize() > ENGINEIO_BACKLOG and not socket.closed:  # noqa: ASYNC110
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.002)
         await self._server.eio.send(self._eio_sid, frame)
 
     async def disconnect(self, reason: str) -> None:

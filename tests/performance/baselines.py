@@ -1,7 +1,8 @@
 """The raw baselines the bridge is compared with, measured in the same run.
 
 A: aio-pika alone — publish persistent messages (pipelined confirms) into a fresh stream queue,
-   then consume them from offset "first" (prefetch 1000, `ack(multiple=True)` every 100).
+   then consume them from offset "first" (prefetch 1000, `ack(multiple=True)` every 100); and
+   the same raw read of a range of an existing log (`aio_pika_read_range`, for bench_resume).
 B: python-socketio alone — a stock `AsyncServer` under uvicorn in a child process (run with
    `python -m tests.performance.baselines --port P`) emits N events to one room of clients.
 """
@@ -118,6 +119,63 @@ async def aio_pika_consume(amqp_url: str, queue_name: str, count: int) -> dict[s
         "publish_rate": count / publish_seconds,
         "consume_seconds": consume_seconds,
         "consume_rate": count / consume_seconds,
+    }
+
+
+async def aio_pika_read_range(
+    amqp_url: str, queue_name: str, first: int, last: int, *, prefetch: int = 1000
+) -> dict[str, Any]:
+    """Raw aio-pika read of an existing stream's records `first..last` (offsets, inclusive).
+
+    The consumer attaches at offset `first` (prefetch `prefetch`, `ack(multiple=True)` every
+    100, nothing else done per message) and stops at the first record at or past `last`. The
+    broker starts at the chunk holding `first`, so a few earlier records may come first: they
+    are counted as `skipped`, and their time is part of the read, as it is for the bridge.
+
+    Returns:
+        records in the range, skipped records, wall seconds and records/s.
+
+    Raises:
+        TimeoutError: `last` was not reached in time.
+    """
+    connection = await aio_pika.connect(
+        amqp_url, timeout=10, client_properties={"connection_name": "bench-raw-stream-read"}
+    )
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.get_queue(queue_name, ensure=False)
+        in_range = skipped = received = 0
+        done = asyncio.Event()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            """Count the record, ack every 100th, stop at `last`."""
+            nonlocal in_range, skipped, received
+            received += 1
+            offset = (message.headers or {}).get("x-stream-offset")
+            if not isinstance(offset, int) or offset < first:
+                skipped += 1
+            else:
+                in_range += 1
+            finished = isinstance(offset, int) and offset >= last
+            if received % 100 == 0 or finished:
+                await message.ack(multiple=True)
+            if finished:
+                done.set()
+
+        started = time.perf_counter()
+        tag = await queue.consume(on_message, arguments={"x-stream-offset": first})
+        await asyncio.wait_for(done.wait(), timeout=30 + (last - first) / 1000)
+        seconds = time.perf_counter() - started
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await queue.cancel(tag)
+    return {
+        "first": first,
+        "last": last,
+        "records": in_range,
+        "skipped": skipped,
+        "seconds": seconds,
+        "records_per_s": in_range / seconds,
     }
 
 

@@ -8,7 +8,7 @@ import gc
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,9 +90,15 @@ async def settle(bench: Bench, server: int | None = None) -> None:
     Other processes are everything but this benchmark, the broker and the server under test;
     quiet means they used under `DISTURBED_CORES` cores over the last second.
     """
-    deadline = time.monotonic() + bench.options.wait_quiet
+    await wait_quiet(bench.options.wait_quiet, {**bench.pids(), "server": server})
+
+
+async def wait_quiet(seconds: float, pids: Mapping[str, int | None]) -> None:
+    """Wait up to `seconds` until processes other than `pids` used under `DISTURBED_CORES`
+    cores over the last second (no wait at all when `seconds` is 0)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        meter = CpuMeter({**bench.pids(), "server": server})
+        meter = CpuMeter(pids)
         meter.start()
         await asyncio.sleep(1.0)
         other = meter.stop().get("other")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import socket
@@ -12,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import aio_pika
 
@@ -281,8 +282,38 @@ async def http_status(port: int, path: str) -> int | None:
             await writer.wait_closed()
 
 
-async def wait_until_ready(port: int, child: ChildProcess, timeout: float) -> None:
-    """Wait until the bridge answers `GET /ready` with 200.
+async def http_json(port: int, path: str, timeout: float = 5) -> Any:
+    """GET a path on a loopback port (bare HTTP/1.0) and return its JSON body.
+
+    Raises:
+        RuntimeError: no answer, a status other than 200, or a body that is not JSON.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                raw = await reader.read()
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError) as exc:
+        raise RuntimeError(f"GET {path} on port {port} failed: {exc!r}") from exc
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    if len(status) < 2 or status[1] != b"200":
+        raise RuntimeError(f"GET {path} on port {port} answered {head[:80]!r}")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise RuntimeError(f"GET {path} on port {port} did not return JSON: {body[:80]!r}") from exc
+
+
+async def wait_until_ready(
+    port: int, child: ChildProcess, timeout: float, *, poll: float = 0.1
+) -> None:
+    """Wait until the bridge answers `GET /ready` with 200, asking every `poll` seconds.
 
     Raises:
         RuntimeError: the child exited, or it was not ready within `timeout` seconds.
@@ -293,7 +324,7 @@ async def wait_until_ready(port: int, child: ChildProcess, timeout: float) -> No
             raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
         if await http_status(port, "/ready") == 200:
             return
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll)
     raise RuntimeError(
         f"{child.name} was not ready within {timeout} s; its log ends:\n{child.log_tail()}"
     )

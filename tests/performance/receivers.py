@@ -49,6 +49,7 @@ class Receiver(ABC):
         transport: "socketio" or "websocket".
         arrivals: every event received, in arrival order.
         closed_reason: why the connection ended early (None while it is open).
+        notices: every `resync-required` (Socket.IO) / `resync_required` (WS) payload received.
     """
 
     transport: str
@@ -56,6 +57,7 @@ class Receiver(ABC):
     def __init__(self) -> None:
         self.arrivals: list[Arrival] = []
         self.closed_reason: str | None = None
+        self.notices: list[dict[str, Any]] = []
 
     @abstractmethod
     async def close(self) -> None:
@@ -82,6 +84,7 @@ class SocketIOReceiver(Receiver):
         self.client.on(event, self._record)
         self.client.on("bridge-disconnect", self._on_bridge_disconnect)
         self.client.on("disconnect", self._on_disconnect)
+        self.client.on("resync-required", self._on_resync)
         self._closing = False
 
     async def connect(self, url: str, timeout: float = 15) -> None:
@@ -91,6 +94,9 @@ class SocketIOReceiver(Receiver):
     async def call(self, event: str, payload: Any, timeout: float = 15) -> Any:
         """Emit an event and return the server's acknowledgement."""
         return await self.client.call(event, payload, timeout=timeout)
+
+    def _on_resync(self, payload: Any) -> None:
+        self.notices.append(payload if isinstance(payload, dict) else {"payload": payload})
 
     def _on_bridge_disconnect(self, payload: Any) -> None:
         reason = payload.get("reason") if isinstance(payload, dict) else payload
@@ -115,6 +121,8 @@ class WebSocketReceiver(Receiver):
     def __init__(self) -> None:
         super().__init__()
         self.subscribed = asyncio.Event()
+        self.subscribed_reply: dict[str, Any] | None = None
+        """The first `subscribed` reply, with `received_at` (`time.time()`) added."""
         self._connection: websockets.ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
         self._closing = False
@@ -125,6 +133,12 @@ class WebSocketReceiver(Receiver):
             url, compression=None, max_size=2**22, open_timeout=timeout
         )
         self._reader = asyncio.create_task(self._read(self._connection))
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send one request (a JSON text frame)."""
+        if self._connection is None:
+            raise RuntimeError("the WebSocket client is not connected")
+        await self._connection.send(json.dumps(message))
 
     async def wait_subscribed(self, timeout: float = 15) -> None:
         """Wait for the `subscribed` reply of the subscription in the URL."""
@@ -137,7 +151,11 @@ class WebSocketReceiver(Receiver):
                 if "offset" in message and "id" in message:
                     self._record(message)
                 elif message.get("type") == "subscribed":
+                    if self.subscribed_reply is None:
+                        self.subscribed_reply = {**message, "received_at": time.time()}
                     self.subscribed.set()
+                elif message.get("type") == "resync_required":
+                    self.notices.append(message)
         except websockets.ConnectionClosed:
             pass
         if not self._closing:

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
@@ -107,6 +108,18 @@ def table(bench: Bench) -> str:
     for index, line in enumerate(lines):
         out.append("| " + " | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
         out[-1] += " |"
+        if index == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def markdown_table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
+    """Cells as a fixed-width text table that is also valid Markdown."""
+    rows = [tuple(header), *(tuple(line) for line in lines)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    out = []
+    for index, row in enumerate(rows):
+        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if index == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
