@@ -67,6 +67,7 @@ def _print_banner(settings: Settings, projects: list[str], serving: bool) -> Non
     lines = [f"eventbridge demo: publishing to {settings.prefix}.events for {', '.join(projects)}"]
     if serving:
         lines += [
+            f"  dashboard:  http://{base}/?project={projects[0]}",
             f"  health:     http://{base}/health",
             f"  WebSocket:  ws://{base}/ws/ai/{projects[0]}",
             f"  Socket.IO:  http://{base}/socket.io/  (emit join-project '{projects[0]}')",

@@ -158,6 +158,7 @@ async def test_demo_serves_and_publishes_a_live_stream(amqp_url: str, prefix: st
     assert process.returncode == 0, stderr.decode()
     assert {event["project_id"] for event in events} == {"demo-a"}
     assert f"ws://127.0.0.1:{port}/ws/ai/demo-a" in stdout.decode()
+    assert f"http://127.0.0.1:{port}/?project=demo-a" in stdout.decode()
     published = re.search(r"published (\d+) events", stdout.decode())
     assert published
     assert 100 <= int(published.group(1)) <= 300
