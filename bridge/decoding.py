@@ -70,6 +70,10 @@ def first_error(exc: ValidationError) -> str:
     return f"{where}: {error['msg']}"
 
 
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number (RFC 8259); browsers cannot parse it")
+
+
 def decode_record(record: LogRecord, *, max_bytes: int) -> Event | DeadLetter:
     """Decode one log record (see `decode`)."""
     return decode(
@@ -103,9 +107,11 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
             f"the body is {len(body)} bytes; the limit is {max_bytes} bytes",
         )
     try:
-        raw = json.loads(body)
+        raw = json.loads(body, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         return DeadLetter(DeadLetterReason.INVALID_JSON, f"the body is not UTF-8 JSON: {exc}")
+    except RecursionError:
+        return DeadLetter(DeadLetterReason.INVALID_JSON, "the body nests JSON too deeply")
     if not isinstance(raw, dict):
         return DeadLetter(
             DeadLetterReason.INVALID_ENVELOPE,
@@ -146,6 +152,13 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
         raw["replayed"] = True
         raw["replay_of"] = replay_of
     json_frame = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    try:
+        json_frame.encode()
+    except UnicodeEncodeError:
+        return DeadLetter(
+            DeadLetterReason.INVALID_JSON,
+            "the body escapes a lone UTF-16 surrogate (\\udXXX), which is not valid Unicode",
+        )
     subject_field = SNAPSHOT_SUBJECTS.get(envelope.type)
     subject = envelope.data.get(subject_field) if subject_field else None
     return Event(

@@ -117,7 +117,15 @@ def encode(
     body_dict = envelope.model_dump(mode="json")
     body_dict["occurred_at"] = format_timestamp(envelope.occurred_at)
     body_dict["data"] = _dump_data(data)
-    body = json.dumps(body_dict, separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        body = json.dumps(
+            body_dict, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise InvalidEventError(
+            f"{envelope.type} event {envelope.id} cannot be sent as JSON: {exc}; use finite "
+            "numbers and valid Unicode text"
+        ) from None
     if max_body_bytes is not None and len(body) > max_body_bytes:
         raise InvalidEventError(
             f"{envelope.type} event {envelope.id} is {len(body)} bytes, over the "

@@ -24,7 +24,7 @@ class RoutingKeyError(EventBridgeError, ValueError):
 
 def is_valid_project_id(value: object) -> bool:
     """Tell whether `value` is a project id the contract allows."""
-    return isinstance(value, str) and _PROJECT_ID.match(value) is not None
+    return isinstance(value, str) and _PROJECT_ID.fullmatch(value) is not None
 
 
 def routing_key(event_type: str, project_id: str | None) -> str:
@@ -33,7 +33,7 @@ def routing_key(event_type: str, project_id: str | None) -> str:
     Raises:
         RoutingKeyError: the project id or the type cannot appear in a routing key.
     """
-    if not _TYPE.match(event_type):
+    if not _TYPE.fullmatch(event_type):
         raise RoutingKeyError(
             f"event type {event_type!r} must be lower_snake_case, 1-64 characters"
         )
@@ -53,13 +53,13 @@ def parse_routing_key(key: str) -> tuple[str | None, str]:
         RoutingKeyError: the key has neither contract form.
     """
     parts = key.split(".")
-    if len(parts) == 2 and parts[0] == "global" and _TYPE.match(parts[1]):
+    if len(parts) == 2 and parts[0] == "global" and _TYPE.fullmatch(parts[1]):
         return None, parts[1]
     if (
         len(parts) == 3
         and parts[0] == "project"
         and is_valid_project_id(parts[1])
-        and _TYPE.match(parts[2])
+        and _TYPE.fullmatch(parts[2])
     ):
         return parts[1], parts[2]
     raise RoutingKeyError(
