@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from bridge.dashboard import dashboard_routes, project_routes
 from bridge.health import health_routes
+from bridge.origins import OriginPolicy
 from bridge.service import BridgeService
 from bridge.subscriptions import Subscriptions
 from bridge.transports.socketio import SocketIOTransport
@@ -30,14 +31,15 @@ def create_app(service: BridgeService) -> Any:
         await service.close()
 
     subscriptions = Subscriptions(service)
+    origins = OriginPolicy(service.settings.allowed_origins)
     api = FastAPI(
         title="eventbridge",
         summary="RabbitMQ events to Socket.IO and WebSocket rooms",
         lifespan=lifespan,
     )
     api.include_router(health_routes(service))
-    api.include_router(websocket_routes(WebSocketHandler(service, subscriptions)))
+    api.include_router(websocket_routes(WebSocketHandler(service, subscriptions, origins)))
     api.include_router(project_routes(service))
     api.include_router(dashboard_routes())
-    sio = SocketIOTransport(service, subscriptions)
+    sio = SocketIOTransport(service, subscriptions, origins)
     return socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")

@@ -55,6 +55,7 @@ class ClientConnection(ABC):
         self._wakeup = asyncio.Event()
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     # -- what each transport provides -----------------------------------------------------
 
@@ -157,16 +158,25 @@ class ClientConnection(ABC):
         """Disconnect this client as slow: it is not reading what it is sent."""
         if self._closed:
             return
-        self._closed = True
-        self._queue.clear()
         logger.warning(
             "disconnecting %s client %s: more than %d events queued, it is not reading",
             self.transport,
             self.id,
             self._limit,
         )
-        task = asyncio.create_task(self.disconnect(SLOW_CONSUMER))
-        task.add_done_callback(_log_failure)
+        self.close_soon(SLOW_CONSUMER)
+
+    def close_soon(self, reason: str) -> None:
+        """Stop writing at once and disconnect the client with `reason` in the background.
+
+        For callers that must not wait (the router, a request handler of this very client).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.clear()
+        self._closing = asyncio.create_task(self.disconnect(reason), name=f"close-{self.id}")
+        self._closing.add_done_callback(_log_failure)
 
     async def _write_loop(self) -> None:
         while not self._closed:
@@ -188,4 +198,4 @@ class ClientConnection(ABC):
 
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        logger.warning("closing a slow client failed", exc_info=task.exception())
+        logger.warning("closing a client failed", exc_info=task.exception())

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bridge.origins import ANY_ORIGIN, normalize_origin
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -98,6 +101,46 @@ class Settings(BaseSettings):
         False,
         description="Offer permessage-deflate on WebSocket connections (costs CPU per delivery).",
     )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Browser origins (scheme://host[:port]) allowed to connect besides the "
+        "bridge's own; comma-separated or a JSON list; * allows any. Requests without an Origin "
+        "header (non-browser clients) are always accepted.",
+    )
+    max_frame_bytes: int = Field(
+        65_536,
+        ge=1024,
+        description="Largest WebSocket frame (native or Socket.IO) or Socket.IO long-polling "
+        "request body a client may send; a larger one ends its connection (WebSocket close "
+        "1009).",
+    )
+    max_messages_per_second: float = Field(
+        50.0,
+        gt=0,
+        description="Messages one connection may send per second (bursts of one second's "
+        "worth); the excess is refused with rate_limited, and a client sending more than five "
+        "times this is disconnected.",
+    )
+    max_rooms_per_connection: int = Field(
+        100, ge=1, description="Rooms one connection may be in at once (too_many_rooms)."
+    )
+    ping_interval: float = Field(
+        25.0,
+        gt=0,
+        description="Seconds between the server's pings on every connection (WebSocket ping "
+        "frames; Engine.IO pings on Socket.IO).",
+    )
+    ping_timeout: float = Field(
+        20.0,
+        gt=0,
+        description="Seconds to wait for the answer to a ping before closing the connection.",
+    )
+    idle_timeout: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a native WebSocket connection may stay in no room without sending "
+        "anything before it is closed (1000, reason idle); 0 turns this off.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the service."
     )
@@ -118,6 +161,32 @@ class Settings(BaseSettings):
         if not _AGE.match(value):
             raise ValueError("must be a number followed by one of Y M D h m s, e.g. '7D' or '12h'")
         return value
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [item for item in text.split(",") if item.strip()]
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        origins: list[str] = []
+        for item in value:
+            if item.strip() == ANY_ORIGIN:
+                origins.append(ANY_ORIGIN)
+            elif item.strip().lower() == "null":
+                raise ValueError(
+                    "'null' cannot be allowed: it is the origin of every sandboxed frame and "
+                    "file: page; serve the page from a real origin and list that"
+                )
+            else:
+                origins.append(normalize_origin(item))
+        return origins
 
     @field_validator("amqp_url")
     @classmethod

@@ -15,8 +15,6 @@ from bridge.resume import Continuation
 from bridge.service import BridgeService
 from schemas.routing import ACTIVITY_FEED, is_valid_project_id, project_room
 
-MAX_ROOMS_PER_CONNECTION = 100
-
 
 @dataclass(frozen=True, slots=True)
 class JoinRequest:
@@ -74,13 +72,10 @@ class Subscriptions:
     ) -> tuple[dict[str, Any], Continuation]:
         """Put the connection in the room; return the reply fields (`room`, `epoch`, `offset`)
         and the continuation the transport runs right after queueing the reply."""
-        if (
-            request.room not in connection.rooms
-            and len(connection.rooms) >= MAX_ROOMS_PER_CONNECTION
-        ):
+        limit = self._service.settings.max_rooms_per_connection
+        if request.room not in connection.rooms and len(connection.rooms) >= limit:
             raise RequestError(
-                "too_many_rooms",
-                f"a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms; leave one first",
+                "too_many_rooms", f"a connection may be in at most {limit} rooms; leave one first"
             )
         return self._service.resumer.join(connection, request.room, request.since, request.epoch)
 

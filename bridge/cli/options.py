@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from bridge.settings import Settings
 
 BROKER_OPTIONS = ("amqp_url", "prefix")
-SERVER_OPTIONS = ("host", "port", "log_level")
+SERVER_OPTIONS = ("host", "port", "allowed_origins", "log_level")
 
 
 def add_broker_options(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def add_broker_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_server_options(parser: argparse.ArgumentParser) -> None:
-    """--host, --port and --log-level."""
+    """--host, --port, --allowed-origins and --log-level."""
     fields = Settings.model_fields
     parser.add_argument(
         "--host", help=f"{fields['host'].description} [env EVENTBRIDGE_HOST; default 127.0.0.1]"
@@ -40,6 +40,12 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--port",
         type=int,
         help=f"{fields['port'].description} [env EVENTBRIDGE_PORT; default 8000]",
+    )
+    parser.add_argument(
+        "--allowed-origins",
+        metavar="ORIGINS",
+        help="Browser origins allowed to connect besides the bridge's own, comma-separated "
+        "(e.g. https://app.example.com) [env EVENTBRIDGE_ALLOWED_ORIGINS; default none]",
     )
     parser.add_argument(
         "--log-level",

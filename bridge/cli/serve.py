@@ -51,6 +51,10 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
         log_config=None,
         access_log=False,  # access logs would print query strings verbatim
         ws_per_message_deflate=settings.ws_compression,
+        # Every WebSocket, native or Socket.IO's, is served by uvicorn: these apply to both.
+        ws_max_size=settings.max_frame_bytes,
+        ws_ping_interval=settings.ping_interval,
+        ws_ping_timeout=settings.ping_timeout,
         timeout_graceful_shutdown=int(settings.shutdown_timeout),
     )
 

@@ -3,6 +3,11 @@
 Events are not emitted through python-socketio's per-recipient machinery: each event's packet is
 encoded once (`Event.socketio_frame`) and written by this connection's own writer straight to
 its Engine.IO socket, waiting while that socket's queue is backed up.
+
+Engine.IO checks every request's `Origin` (`cors_allowed_origins`: a refused long-polling request
+gets HTTP 400, a refused WebSocket handshake HTTP 403) and the size of what a client sends
+(`max_http_buffer_size`; over WebSocket uvicorn closes a larger frame first, with 1009). Every
+event a client emits passes the connection's rate limit before its handler runs.
 """
 
 from __future__ import annotations
@@ -11,20 +16,30 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
+from socketio import packet
 
 from bridge.client_events import CLIENT_EVENTS, build_client_event
 from bridge.decoding import Event
 from bridge.delivery import ClientConnection
 from bridge.errors import RequestError
+from bridge.limits import FLOODING, RATE_LIMITED, RateLimiter, Verdict
+from bridge.origins import OriginPolicy
 from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields
 from schemas.routing import ACTIVITY_FEED
 
 logger = logging.getLogger(__name__)
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+"""A Socket.IO event handler: `(sid, *args)` to the acknowledgement."""
+
+RESERVED_EVENTS = frozenset({"connect", "disconnect", "connect_error", "*"})
+"""Event names python-socketio dispatches to its own handlers."""
 
 ENGINEIO_BACKLOG = 256
 """Packets allowed in an Engine.IO socket's own queue before our writer waits (a bound on what
@@ -44,16 +59,33 @@ class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
             return
         await super()._handle_eio_message(eio_sid, data)
 
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
+    ) -> None:
+        # Names python-socketio reserves for its own handlers must never be run by a client.
+        if data and data[0] in RESERVED_EVENTS:
+            if id is not None:
+                error = RequestError("unknown_event", f"{data[0]!r} is reserved and cannot be sent")
+                await self._send_packet(
+                    eio_sid,
+                    self.packet_class(
+                        packet.ACK, namespace=namespace or "/", id=id, data=[_error(error)]
+                    ),
+                )
+            return
+        await super()._handle_event(eio_sid, namespace, id, data)
+
 
 class SocketIOConnection(ClientConnection):
     """One Socket.IO client (namespace `/`)."""
 
     transport = "socketio"
 
-    def __init__(self, server: socketio.AsyncServer, sid: str, *, limit: int) -> None:
+    def __init__(self, server: socketio.AsyncServer, sid: str, *, limit: int, rate: float) -> None:
         super().__init__(sid, limit=limit)
         self._server = server
         self._eio_sid: str = server.manager.eio_sid_from_sid(sid, "/")
+        self.limiter = RateLimiter(rate)
 
     def frame(self, event: Event) -> str:
         """The Socket.IO EVENT packet for this event."""
@@ -119,30 +151,41 @@ def _feed_request(payload: Any) -> dict[str, Any]:
 class SocketIOTransport:
     """Builds the Socket.IO server and answers its events (CONTRACT.md section 4)."""
 
-    def __init__(self, service: BridgeService, subscriptions: Subscriptions) -> None:
+    def __init__(
+        self, service: BridgeService, subscriptions: Subscriptions, origins: OriginPolicy
+    ) -> None:
         self._service = service
         self._subscriptions = subscriptions
+        settings = service.settings
         self.server = StrictAsyncServer(
             async_mode="asgi",
             async_handlers=False,  # one client's events are handled in the order sent
-            cors_allowed_origins="*",
+            cors_allowed_origins=origins.allows_engineio,
             logger=False,
             engineio_logger=False,
-            max_http_buffer_size=service.settings.max_message_bytes,
+            max_http_buffer_size=settings.max_frame_bytes,
+            ping_interval=settings.ping_interval,
+            ping_timeout=settings.ping_timeout,
         )
         self._connections: dict[str, SocketIOConnection] = {}
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
-        self.server.on("join-project", self._join_project)
-        self.server.on("leave-project", self._leave_project)
-        self.server.on("join-activity-feed", self._join_feed)
-        self.server.on("leave-activity-feed", self._leave_feed)
+        self.server.on("join-project", self._limited(self._join_project))
+        self.server.on("leave-project", self._limited(self._leave_project))
+        self.server.on("join-activity-feed", self._limited(self._join_feed))
+        self.server.on("leave-activity-feed", self._limited(self._leave_feed))
         for name in CLIENT_EVENTS:
-            self.server.on(name, self._client_event_handler(name))
+            self.server.on(name, self._limited(self._client_event_handler(name)))
         self.server.on("*", self._unknown_event)
 
     async def _on_connect(self, sid: str, _environ: dict[str, Any], _auth: Any = None) -> None:
-        connection = SocketIOConnection(self.server, sid, limit=self._service.settings.outbox_size)
+        settings = self._service.settings
+        connection = SocketIOConnection(
+            self.server,
+            sid,
+            limit=settings.outbox_size,
+            rate=settings.max_messages_per_second,
+        )
         self._connections[sid] = connection
         self._service.rooms.add(connection)
         connection.start()
@@ -152,6 +195,33 @@ class SocketIOTransport:
         if connection is not None:
             self._service.rooms.remove(connection)
             await connection.stop()
+
+    def _admit(self, sid: str) -> dict[str, Any] | None:
+        """Count one event against its connection's rate limit: None to handle it, else the
+        error ack. A flooding client is disconnected (`bridge-disconnect` reason `flooding`)."""
+        connection = self._connections.get(sid)
+        if connection is None:
+            return None  # the handler answers not_connected
+        verdict = connection.limiter.take()
+        if verdict is Verdict.ALLOW:
+            return None
+        if verdict is Verdict.CLOSE:
+            logger.warning(
+                "disconnecting Socket.IO client %s: flooding (far above %g messages/s)",
+                sid,
+                connection.limiter.rate,
+            )
+            connection.close_soon(FLOODING)
+        return _error(RequestError(RATE_LIMITED, connection.limiter.refusal()))
+
+    def _limited(self, handler: Handler) -> Handler:
+        async def limited(sid: str, *args: Any) -> dict[str, Any]:
+            refused = self._admit(sid)
+            if refused is not None:
+                return refused
+            return await handler(sid, *args)
+
+        return limited
 
     def _connection(self, sid: str) -> SocketIOConnection:
         connection = self._connections.get(sid)
@@ -196,7 +266,7 @@ class SocketIOTransport:
             return _error(exc)
         return {"ok": True, **reply}
 
-    def _client_event_handler(self, name: str) -> Any:
+    def _client_event_handler(self, name: str) -> Handler:
         async def handler(sid: str, *args: Any) -> dict[str, Any]:
             try:
                 self._connection(sid)
@@ -210,7 +280,10 @@ class SocketIOTransport:
 
         return handler
 
-    async def _unknown_event(self, event: str, _sid: str, *_args: Any) -> dict[str, Any]:
+    async def _unknown_event(self, event: str, sid: str, *_args: Any) -> dict[str, Any]:
+        refused = self._admit(sid)
+        if refused is not None:
+            return refused
         shown = json.dumps(event[:40] if isinstance(event, str) else event)
         known = ", ".join(
             [

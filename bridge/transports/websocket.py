@@ -1,7 +1,14 @@
-"""The native WebSocket transport: JSON text frames at `/ws`, `/ws/ai`, `/ws/ai/<project_id>`."""
+"""The native WebSocket transport: JSON text frames at `/ws`, `/ws/ai`, `/ws/ai/<project_id>`.
+
+Before a connection is accepted its `Origin` is checked (a refused handshake gets HTTP 403).
+Once open, every frame the client sends passes the rate limit; a connection in no room that sends
+nothing for `idle_timeout` seconds is closed. Frames larger than `max_frame_bytes` never reach
+this module: uvicorn closes the connection with 1009 (see `bridge.cli.serve.uvicorn_config`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import json
@@ -9,11 +16,14 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.types import Message
 from starlette.websockets import WebSocketState
 
 from bridge.decoding import Event
 from bridge.delivery import SLOW_CONSUMER, ClientConnection
 from bridge.errors import RequestError
+from bridge.limits import FLOODING, RATE_LIMITED, RateLimiter, Verdict
+from bridge.origins import OriginPolicy, origin_of
 from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields, room_of
@@ -21,9 +31,12 @@ from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, re
 logger = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+IDLE = "idle"
 CLOSE_REASONS = {
     SLOW_CONSUMER: (1013, "slow consumer: too many events queued; reconnect and resume by offset"),
     "shutdown": (1012, "the bridge is restarting; reconnect and resume by offset"),
+    FLOODING: (1008, "flooding: far more messages per second than allowed; slow down"),
+    IDLE: (1000, "idle: no room joined and nothing sent; subscribe, or send ping to stay"),
 }
 
 
@@ -73,9 +86,12 @@ def _request_error(code: str, message: str, request: object) -> dict[str, Any]:
 class WebSocketHandler:
     """Answers the messages of one native WebSocket connection (CONTRACT.md section 5)."""
 
-    def __init__(self, service: BridgeService, subscriptions: Subscriptions) -> None:
+    def __init__(
+        self, service: BridgeService, subscriptions: Subscriptions, origins: OriginPolicy
+    ) -> None:
         self._service = service
         self._subscriptions = subscriptions
+        self._origins = origins
 
     def handle(self, connection: WebSocketConnection, text: str) -> None:
         """Handle one client frame; every failure becomes a `request_error` reply."""
@@ -110,19 +126,38 @@ class WebSocketHandler:
         )
 
     async def serve(self, websocket: WebSocket, project_id: str | None) -> None:
-        """Run one connection until the client leaves."""
+        """Run one connection until the client leaves (or refuse it before it opens)."""
+        if not self._origins.allows(websocket.headers.getlist("origin"), websocket.scope):
+            await _refuse(websocket)
+            return
         await websocket.accept()
-        connection = WebSocketConnection(websocket, limit=self._service.settings.outbox_size)
+        settings = self._service.settings
+        connection = WebSocketConnection(websocket, limit=settings.outbox_size)
+        limiter = RateLimiter(settings.max_messages_per_second)
         self._service.rooms.add(connection)
         connection.start()
         try:
             if project_id is not None:
                 self.handle(connection, json.dumps({"type": "subscribe", "project_id": project_id}))
             while True:
-                received = await websocket.receive()
+                received = await self._receive(websocket, connection)
+                if received is None:
+                    await connection.disconnect(IDLE)
+                    break
                 if received["type"] == "websocket.disconnect":
                     break
-                if received.get("text") is not None:
+                verdict = limiter.take()
+                if verdict is Verdict.CLOSE:
+                    logger.warning(
+                        "closing WebSocket client %s: flooding (far above %g messages/s)",
+                        connection.id,
+                        limiter.rate,
+                    )
+                    await connection.disconnect(FLOODING)
+                    break
+                if verdict is Verdict.REFUSE:
+                    connection.reply(_request_error(RATE_LIMITED, limiter.refusal(), None))
+                elif received.get("text") is not None:
                     self.handle(connection, received["text"])
                 else:
                     connection.reply(
@@ -138,6 +173,40 @@ class WebSocketHandler:
             self._service.rooms.remove(connection)
             await connection.stop()
 
+    async def _receive(
+        self, websocket: WebSocket, connection: WebSocketConnection
+    ) -> Message | None:
+        """The next message from the client; None when it stayed idle too long.
+
+        Idle means: in no room and nothing sent for `idle_timeout` seconds. Rooms change only
+        through this connection's own requests, so checking them before each wait is exact.
+        """
+        idle_timeout = self._service.settings.idle_timeout
+        if connection.rooms or not idle_timeout:
+            return await websocket.receive()
+        try:
+            async with asyncio.timeout(idle_timeout):
+                return await websocket.receive()
+        except TimeoutError:
+            logger.info(
+                "closing WebSocket client %s: idle for %g s in no room", connection.id, idle_timeout
+            )
+            return None
+
+
+async def _refuse(websocket: WebSocket) -> None:
+    """Refuse the handshake: closing before accepting makes uvicorn answer HTTP 403.
+
+    (A denial response with a body would say more, but uvicorn 0.54 then logs an error for
+    every refusal; and browsers show neither: their WebSocket just fails with code 1006.)
+    """
+    logger.warning(
+        "refused a WebSocket connection from origin %r: not the bridge's own origin and not in "
+        "EVENTBRIDGE_ALLOWED_ORIGINS",
+        origin_of(websocket.scope),
+    )
+    await websocket.close(1008)
+
 
 def _nothing() -> None:
     return None
@@ -148,6 +217,8 @@ def _parse_request(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError as exc:
         raise RequestError("invalid_json", f"the frame is not JSON: {exc}") from exc
+    except RecursionError as exc:  # json raises this, not ValueError, for very deep nesting
+        raise RequestError("invalid_json", "the frame's JSON is nested too deeply") from exc
     if not isinstance(message, dict):
         raise RequestError("invalid_payload", "a request must be a JSON object")
     return message

@@ -1,7 +1,8 @@
 """The browser examples of docs/examples in headless Chromium: resume after a page reload.
 
 Each page is served by a small static HTTP server started here (the Socket.IO page also gets the
-socket.io-client bundle at /socket.io.min.js), opened in Chromium against a live bridge, sent
+socket.io-client bundle at /socket.io.min.js), opened in Chromium against a live bridge that
+lists the page's origin in `allowed_origins` (it is another port, so another origin), sent
 events, and reloaded while more events are published. The page must end with every event of its
 rooms exactly once, in order per room, without a resync. A screenshot of each page is saved in
 test-artifacts/. These tests need Chromium (`apt-get install -y chromium`) and, for Socket.IO,
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,11 @@ from urllib.parse import urlencode
 import pytest
 from aiohttp import web
 
+from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from tests.browser import Browser, BrowserError, ChromiumMissingError, Page
 from tests.helpers import wait_for
-from tests.integration.conftest import RunningBridge
+from tests.integration.conftest import RunningBridge, free_port, running_bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
@@ -55,8 +57,8 @@ WAIT = 30.0
 
 
 @asynccontextmanager
-async def static_server(files: dict[str, Path]) -> AsyncIterator[str]:
-    """Serve `files` (URL path → file) on a free loopback port; yield the base URL.
+async def static_server(files: dict[str, Path], port: int) -> AsyncIterator[str]:
+    """Serve `files` (URL path → file) on a loopback port; yield the base URL.
 
     An HTML page is sent in two parts, `PAGE_DELAY` seconds apart, split before its last
     `<script>`. Nothing is cached, so a reload fetches everything again.
@@ -84,9 +86,8 @@ async def static_server(files: dict[str, Path]) -> AsyncIterator[str]:
     app.router.add_get("/{name}", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
-    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -260,8 +261,11 @@ def check_exactly_once(outcome: Outcome) -> None:
     assert caught_up, "no event reached the reloaded page through its catch-up"
 
 
-async def run_example(bridge: RunningBridge, publisher: EventPublisher, page_name: str) -> None:
-    """Serve an example page, run the reload scenario in Chromium, save a screenshot, check."""
+async def run_example(
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher, page_name: str
+) -> None:
+    """Serve an example page, run the reload scenario in Chromium against a bridge that allows
+    the page's origin, save a screenshot, check."""
     files = {f"/{page_name}": EXAMPLES / page_name}
     if "socketio" in page_name:
         if not SOCKETIO_BUNDLE.is_file():
@@ -270,9 +274,15 @@ async def run_example(bridge: RunningBridge, publisher: EventPublisher, page_nam
                 pytrace=False,
             )
         files["/socket.io.min.js"] = SOCKETIO_BUNDLE
-    query = urlencode({"bridge": bridge.http_url, "project": PROJECT})
+    page_port = free_port()
+    settings = bridge_settings(allowed_origins=[f"http://127.0.0.1:{page_port}"])
     screenshot = ARTIFACTS / f"browser-{page_name.removesuffix('.html')}.png"
-    async with chromium() as browser, static_server(files) as base:
+    async with (
+        running_bridge(settings) as bridge,
+        chromium() as browser,
+        static_server(files, page_port) as base,
+    ):
+        query = urlencode({"bridge": bridge.http_url, "project": PROJECT})
         page = await browser.new_page()
         try:
             outcome = await reload_while_publishing(
@@ -287,14 +297,14 @@ async def run_example(bridge: RunningBridge, publisher: EventPublisher, page_nam
 
 
 async def test_websocket_page_resumes_after_reload_exactly_once(
-    bridge: RunningBridge, publisher: EventPublisher
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher
 ) -> None:
     """The WebSocket example reloaded mid-stream shows every event of its rooms once, in order."""
-    await run_example(bridge, publisher, "resume-websocket.html")
+    await run_example(bridge_settings, publisher, "resume-websocket.html")
 
 
 async def test_socketio_page_resumes_after_reload_exactly_once(
-    bridge: RunningBridge, publisher: EventPublisher
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher
 ) -> None:
     """The Socket.IO example reloaded mid-stream shows every event of its rooms once, in order."""
-    await run_example(bridge, publisher, "resume-socketio.html")
+    await run_example(bridge_settings, publisher, "resume-socketio.html")
