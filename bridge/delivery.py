@@ -22,6 +22,20 @@ from bridge.decoding import Event
 logger = logging.getLogger(__name__)
 
 SLOW_CONSUMER = "slow_consumer"
+COALESCE_FRACTION = 2
+"""Superseded progress updates are dropped once live frames fill 1/COALESCE_FRACTION of a
+client's queue limit (a catch-up in progress does not count)."""
+
+CoalesceKey = tuple[str, str]
+"""(project, agent): a progress update supersedes an older queued one with the same key."""
+
+
+def coalesce_key(event: Event) -> CoalesceKey | None:
+    """The key under which a newer event replaces an older queued one: progress updates only
+    (each carries the agent's whole progress, so the newest one says all)."""
+    if event.type == "progress_update" and event.subject is not None and not event.replayed:
+        return (event.project_id or "", event.subject)
+    return None
 
 
 @dataclass(slots=True)
@@ -48,7 +62,9 @@ class ClientConnection(ABC):
         self.id = connection_id
         self.rooms: dict[str, Subscription] = {}
         self._limit = limit
-        self._queue: deque[str] = deque()
+        self._queue: deque[tuple[int, str, CoalesceKey | None]] = deque()
+        self._newest: dict[CoalesceKey, int] = {}
+        self._superseded: set[int] = set()
         self._pushed = 0
         self._written = 0
         self._backlog_until = 0
@@ -84,8 +100,8 @@ class ClientConnection(ABC):
 
     @property
     def queued(self) -> int:
-        """Frames waiting to be written."""
-        return len(self._queue)
+        """Frames waiting to be written (superseded progress updates not counted)."""
+        return len(self._queue) - len(self._superseded)
 
     def start(self) -> None:
         """Start the writer task."""
@@ -113,7 +129,7 @@ class ClientConnection(ABC):
             if len(subscription.pending) > self._limit:
                 self.push_overflow()
             return
-        self.push(self.frame(event))
+        self.push(self.frame(event), coalesce_key(event))
 
     def catch_up(self, room: str, events: Iterable[Event]) -> None:
         """Queue a room's past events, skipping those another of its rooms delivers."""
@@ -128,7 +144,7 @@ class ClientConnection(ABC):
         if self._closed:
             return
         for frame in frames:
-            self._queue.append(frame)
+            self._queue.append((self._pushed, frame, None))
             self._pushed += 1
         self._backlog_until = self._pushed
         self._wakeup.set()
@@ -140,17 +156,29 @@ class ClientConnection(ABC):
             return
         held, subscription.pending = subscription.pending, None
         for event in held:
-            self.push(self.frame(event))
+            self.push(self.frame(event), coalesce_key(event))
 
-    def push(self, frame: str) -> None:
-        """Queue a frame (event, notice or reply) in order; a full queue means a slow client."""
+    def push(self, frame: str, key: CoalesceKey | None = None) -> None:
+        """Queue a frame (event, notice or reply) in order.
+
+        When the client falls behind, a progress update first replaces the older one of the same
+        agent still queued; if the queue is full all the same, the client is disconnected as slow.
+        """
         if self._closed:
             return
+        queued = len(self._queue) - len(self._superseded)
         backlog = max(0, self._backlog_until - self._written)
-        if len(self._queue) >= self._limit + backlog:
+        if key is not None and queued - backlog >= self._limit // COALESCE_FRACTION:
+            older = self._newest.get(key)
+            if older is not None:
+                self._superseded.add(older)
+                queued -= 1
+        if queued >= self._limit + backlog:
             self.push_overflow()
             return
-        self._queue.append(frame)
+        self._queue.append((self._pushed, frame, key))
+        if key is not None:
+            self._newest[key] = self._pushed
         self._pushed += 1
         self._wakeup.set()
 
@@ -174,7 +202,7 @@ class ClientConnection(ABC):
         if self._closed:
             return
         self._closed = True
-        self._queue.clear()
+        self._forget_queue()
         self._closing = asyncio.create_task(self.disconnect(reason), name=f"close-{self.id}")
         self._closing.add_done_callback(_log_failure)
 
@@ -183,13 +211,24 @@ class ClientConnection(ABC):
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue and not self._closed:
-                await self.write(self._queue.popleft())
+                sequence, frame, key = self._queue.popleft()
                 self._written += 1
+                if key is not None and self._newest.get(key) == sequence:
+                    del self._newest[key]
+                if sequence in self._superseded:
+                    self._superseded.discard(sequence)
+                    continue
+                await self.write(frame)
+
+    def _forget_queue(self) -> None:
+        self._queue.clear()
+        self._newest.clear()
+        self._superseded.clear()
 
     async def stop(self) -> None:
         """Stop the writer; frames not yet written are dropped."""
         self._closed = True
-        self._queue.clear()
+        self._forget_queue()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

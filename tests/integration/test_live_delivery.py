@@ -129,7 +129,11 @@ async def test_two_thousand_events_arrive_in_publish_order(
         assert (await sio.call("join-project", "order"))["ok"]
         await wait_for(lambda: bool(ws.replies("subscribed")))
         envelopes = [
-            make_envelope("progress_update", "order", {"agent_id": "a", "progress": i / 2000})
+            make_envelope(
+                "deployment_log",
+                "order",
+                {"deployment_id": "d", "stream": "stdout", "line": str(i)},
+            )
             for i in range(2000)
         ]
         sent = await publisher.publish_batch(envelopes)
