@@ -9,6 +9,7 @@ from typing import Any
 import socketio
 from fastapi import FastAPI
 
+from bridge.auth import Authenticator
 from bridge.dashboard import dashboard_routes, project_routes
 from bridge.health import health_routes
 from bridge.origins import OriginPolicy
@@ -18,11 +19,12 @@ from bridge.transports.socketio import SocketIOTransport
 from bridge.transports.websocket import WebSocketHandler, websocket_routes
 
 
-def create_app(service: BridgeService) -> Any:
+def create_app(service: BridgeService, authenticator: Authenticator | None = None) -> Any:
     """Build the ASGI app around a started `BridgeService`.
 
     The service is started before the HTTP server (so a broker problem stops start-up with one
     clear sentence); the app's lifespan closes the service's client connections at shutdown.
+    `authenticator` defaults to one built from the service's settings.
     """
 
     @asynccontextmanager
@@ -30,6 +32,8 @@ def create_app(service: BridgeService) -> Any:
         yield
         await service.close()
 
+    if authenticator is None:
+        authenticator = Authenticator(service.settings)
     subscriptions = Subscriptions(service)
     origins = OriginPolicy(service.settings.allowed_origins)
     api = FastAPI(
@@ -38,8 +42,9 @@ def create_app(service: BridgeService) -> Any:
         lifespan=lifespan,
     )
     api.include_router(health_routes(service))
-    api.include_router(websocket_routes(WebSocketHandler(service, subscriptions, origins)))
-    api.include_router(project_routes(service))
+    websockets = WebSocketHandler(service, subscriptions, origins, authenticator)
+    api.include_router(websocket_routes(websockets))
+    api.include_router(project_routes(service, authenticator))
     api.include_router(dashboard_routes())
-    sio = SocketIOTransport(service, subscriptions, origins)
+    sio = SocketIOTransport(service, subscriptions, origins, authenticator)
     return socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")

@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Header, HTTPException, Query
 from fastapi.responses import FileResponse
 
+from bridge.auth import Authenticator, AuthError, Grant
 from bridge.service import BridgeService
 from schemas.routing import project_room
 
@@ -54,8 +55,11 @@ def _static(name: str, media_type: str) -> FileResponse:
     return FileResponse(STATIC_DIR / name, media_type=media_type, headers=NO_CACHE)
 
 
-def known_projects(service: BridgeService, limit: int) -> list[dict[str, Any]]:
-    """The projects the bridge holds history or snapshot state for, most recently active first.
+def known_projects(
+    service: BridgeService, limit: int, grant: Grant | None = None
+) -> list[dict[str, Any]]:
+    """The projects the bridge holds history or snapshot state for, most recently active first
+    (only those `grant` covers, when given).
 
     Each is `{"project_id", "last_offset"}`: the offset of its newest event still in memory.
     """
@@ -64,18 +68,37 @@ def known_projects(service: BridgeService, limit: int) -> list[dict[str, Any]]:
         if room.startswith(PROJECT_ROOM_PREFIX):
             project = room.removeprefix(PROJECT_ROOM_PREFIX)
             newest[project] = max(offset, newest.get(project, offset))
+    if grant is not None and grant.projects is not None:
+        granted = grant.projects
+        newest = {project: offset for project, offset in newest.items() if project in granted}
     ranked = sorted(newest.items(), key=lambda item: (-item[1], item[0]))[:limit]
     return [{"project_id": project, "last_offset": offset} for project, offset in ranked]
 
 
-def project_routes(service: BridgeService) -> APIRouter:
-    """`GET /api/projects`: the projects known to this bridge, for the dashboard's picker."""
+def project_routes(service: BridgeService, authenticator: Authenticator) -> APIRouter:
+    """`GET /api/projects`: the projects known to this bridge, for the dashboard's picker.
+
+    With tokens required it needs `Authorization: Bearer <JWT>` and lists only the projects
+    the token grants (401 without a valid token).
+    """
     router = APIRouter()
 
     @router.get("/api/projects")
     async def projects(
         limit: int = Query(100, ge=1, le=1000, description="the most projects to list"),
+        authorization: str | None = Header(None, include_in_schema=False),
     ) -> dict[str, list[dict[str, Any]]]:
-        return {"projects": known_projects(service, limit)}
+        token = None
+        if authorization is not None and authorization[:7].lower() == "bearer ":
+            token = authorization[7:].strip()
+        try:
+            grant = authenticator.verify(token)
+        except AuthError as exc:
+            raise HTTPException(
+                401,
+                {"code": exc.code, "message": exc.message},
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
+        return {"projects": known_projects(service, limit, grant)}
 
     return router

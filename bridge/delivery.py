@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from bridge.auth import NOTHING, TOKEN_EXPIRED, Grant, remaining_seconds
 from bridge.decoding import Event
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,8 @@ class ClientConnection(ABC):
         self._closed = False
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self.grant: Grant = NOTHING
+        self._expiry: asyncio.TimerHandle | None = None
 
     # -- what each transport provides -----------------------------------------------------
 
@@ -90,6 +93,16 @@ class ClientConnection(ABC):
     @abstractmethod
     async def disconnect(self, reason: str) -> None:
         """Close the connection, telling the client why."""
+
+    # -- authorization ----------------------------------------------------------------------
+
+    def authorize(self, grant: Grant) -> None:
+        """Hold `grant` from now on; when it expires, disconnect with `token_expired`."""
+        self.grant = grant
+        remaining = remaining_seconds(grant)
+        if remaining is not None:
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_later(max(0.0, remaining), self.close_soon, TOKEN_EXPIRED)
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -228,6 +241,8 @@ class ClientConnection(ABC):
     async def stop(self) -> None:
         """Stop the writer; frames not yet written are dropped."""
         self._closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
         self._forget_queue()
         if self._writer is not None:
             self._writer.cancel()

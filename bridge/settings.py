@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.origins import ANY_ORIGIN, normalize_origin
@@ -14,6 +14,12 @@ from bridge.origins import ANY_ORIGIN, normalize_origin
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _AGE = re.compile(r"^[0-9]+[YMDhms]$")
+
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "ES512",
+]  # fmt: skip
+JWT_ALGORITHMS: tuple[str, ...] = get_args(JwtAlgorithm)
 
 
 class Settings(BaseSettings):
@@ -140,6 +146,49 @@ class Settings(BaseSettings):
         ge=0,
         description="Seconds a native WebSocket connection may stay in no room without sending "
         "anything before it is closed (1000, reason idle); 0 turns this off.",
+    )
+    auth: Literal["jwt", "anonymous"] = Field(
+        "jwt",
+        description="How clients authenticate: jwt (a signed token at connect; its claims grant "
+        "rooms) or anonymous (anyone who reaches the port may join every room; only on loopback "
+        "unless insecure is set).",
+    )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret of HS256/HS384/HS512 tokens (at least 32/48/64 bytes). Never "
+        "logged; set it in the environment, not on a command line.",
+    )
+    jwt_public_key_file: str | None = Field(
+        None,
+        description="PEM file with the public key of RS256/PS256/ES256 (and stronger) tokens.",
+    )
+    jwt_algorithm: JwtAlgorithm | None = Field(
+        None,
+        description="The one signature algorithm accepted; by default HS256 with a secret, RS256 "
+        "with an RSA key, ES256/ES384/ES512 with an EC key of the matching curve.",
+    )
+    jwt_audience: str = Field(
+        "eventbridge", min_length=1, description="Required `aud` claim of every token."
+    )
+    jwt_issuer: str | None = Field(
+        None, description="Required `iss` claim of every token (must be set with auth=jwt)."
+    )
+    jwt_leeway: float = Field(
+        10.0,
+        ge=0,
+        le=30,
+        description="Seconds of clock difference tolerated on exp and nbf (at most 30).",
+    )
+    auth_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a native WebSocket client has to send its auth message after the "
+        "connection opens.",
+    )
+    insecure: bool = Field(
+        False,
+        description="Allow anonymous mode on an address other than loopback (a trusted network "
+        "only: every room is open to whoever reaches the port).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the service."

@@ -72,6 +72,7 @@ class Subscriptions:
     ) -> tuple[dict[str, Any], Continuation]:
         """Put the connection in the room; return the reply fields (`room`, `epoch`, `offset`)
         and the continuation the transport runs right after queueing the reply."""
+        connection.grant.require(request.room)
         limit = self._service.settings.max_rooms_per_connection
         if request.room not in connection.rooms and len(connection.rooms) >= limit:
             raise RequestError(

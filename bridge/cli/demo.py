@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from bridge.app import create_app
 from bridge.cli.options import (
+    AUTH_OPTIONS,
     BROKER_OPTIONS,
     SERVER_OPTIONS,
+    add_auth_options,
     add_broker_options,
     add_server_options,
     configure_logging,
     settings_from,
 )
-from bridge.cli.serve import BridgeServer, uvicorn_config
+from bridge.cli.serve import BridgeServer, secured, uvicorn_config
 from bridge.service import BridgeService
 from bridge.settings import Settings
 from producers import EventPublisher
@@ -59,6 +61,7 @@ def add_parser(commands: Any, name: str) -> None:
     )
     add_broker_options(parser)
     add_server_options(parser)
+    add_auth_options(parser, default_auth="anonymous")
     parser.set_defaults(handler=run)
 
 
@@ -98,8 +101,10 @@ async def demo(settings: Settings, args: argparse.Namespace) -> DemoStats:
             loop.add_signal_handler(signum, stop.set)
         _print_banner(settings, projects, serving=False)
         return await _simulate(settings, args, stop)
+    authenticator = secured(settings)
     async with BridgeService(settings) as service:
-        server = BridgeServer(uvicorn_config(create_app(service), settings), service)
+        app = create_app(service, authenticator)
+        server = BridgeServer(uvicorn_config(app, settings), service)
         signal.signal(signal.SIGTERM, lambda *_: None)  # see bridge.cli.serve
         server_task = asyncio.create_task(server.serve(), name="http-server")
         while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn offers no event
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rate <= 0:
         print("eventbridge demo: --rate must be more than 0", file=sys.stderr)
         return 2
-    settings = settings_from(args, BROKER_OPTIONS + SERVER_OPTIONS)
+    settings = settings_from(args, BROKER_OPTIONS + SERVER_OPTIONS + AUTH_OPTIONS)
     configure_logging(settings.log_level)
     try:
         stats = asyncio.run(demo(settings, args))

@@ -9,10 +9,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bridge.settings import Settings
+from bridge.settings import JWT_ALGORITHMS, Settings
 
 BROKER_OPTIONS = ("amqp_url", "prefix")
 SERVER_OPTIONS = ("host", "port", "allowed_origins", "log_level")
+AUTH_OPTIONS = (
+    "auth",
+    "insecure",
+    "jwt_public_key_file",
+    "jwt_algorithm",
+    "jwt_issuer",
+    "jwt_audience",
+)
 
 
 def add_broker_options(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +59,43 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         help="Log level [env EVENTBRIDGE_LOG_LEVEL; default info]",
+    )
+
+
+def add_auth_options(parser: argparse.ArgumentParser, *, default_auth: str = "jwt") -> None:
+    """--auth, --insecure and the JWT options (the secret is read from the environment only)."""
+    fields = Settings.model_fields
+    parser.add_argument(
+        "--auth",
+        choices=["jwt", "anonymous"],
+        default=None if default_auth == "jwt" else default_auth,
+        help=f"{fields['auth'].description} [env EVENTBRIDGE_AUTH; default {default_auth}]",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_const",
+        const=True,
+        help=f"{fields['insecure'].description} [env EVENTBRIDGE_INSECURE]",
+    )
+    parser.add_argument(
+        "--jwt-public-key-file",
+        metavar="PEM",
+        help=f"{fields['jwt_public_key_file'].description} [env EVENTBRIDGE_JWT_PUBLIC_KEY_FILE; "
+        "an HS256 secret comes from EVENTBRIDGE_JWT_SECRET only, never the command line]",
+    )
+    parser.add_argument(
+        "--jwt-algorithm",
+        choices=list(JWT_ALGORITHMS),
+        help=f"{fields['jwt_algorithm'].description} [env EVENTBRIDGE_JWT_ALGORITHM]",
+    )
+    parser.add_argument(
+        "--jwt-issuer",
+        help=f"{fields['jwt_issuer'].description} [env EVENTBRIDGE_JWT_ISSUER]",
+    )
+    parser.add_argument(
+        "--jwt-audience",
+        help=f"{fields['jwt_audience'].description} [env EVENTBRIDGE_JWT_AUDIENCE; default "
+        "eventbridge]",
     )
 
 

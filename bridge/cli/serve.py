@@ -13,9 +13,12 @@ from typing import Any
 import uvicorn
 
 from bridge.app import create_app
+from bridge.auth import Authenticator, check_exposure
 from bridge.cli.options import (
+    AUTH_OPTIONS,
     BROKER_OPTIONS,
     SERVER_OPTIONS,
+    add_auth_options,
     add_broker_options,
     add_server_options,
     configure_logging,
@@ -38,6 +41,7 @@ def add_parser(commands: Any, name: str) -> None:
     )
     add_broker_options(parser)
     add_server_options(parser)
+    add_auth_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -79,9 +83,16 @@ class BridgeServer(uvicorn.Server):
 
 
 async def serve(settings: Settings) -> None:
-    """Start the service, then the HTTP server; return after a graceful shutdown."""
+    """Start the service, then the HTTP server; return after a graceful shutdown.
+
+    Raises:
+        EventBridgeError: authentication is misconfigured or missing where it must be (before
+            anything connects), the broker is unreachable, or the port is taken.
+    """
+    authenticator = secured(settings)
     async with BridgeService(settings) as service:
-        server = BridgeServer(uvicorn_config(create_app(service), settings), service)
+        app = create_app(service, authenticator)
+        server = BridgeServer(uvicorn_config(app, settings), service)
         # uvicorn re-raises the signal it handled once it has stopped; this handler swallows
         # that so the service below still closes the broker connection in order.
         signal.signal(signal.SIGTERM, lambda *_: None)
@@ -93,9 +104,34 @@ async def serve(settings: Settings) -> None:
     logger.info("eventbridge stopped")
 
 
+def secured(settings: Settings) -> Authenticator:
+    """Check that the bridge may start with these settings, and build its authenticator.
+
+    Raises:
+        EventBridgeError: anonymous mode on a non-loopback address without `insecure`, or an
+            incomplete JWT configuration.
+    """
+    check_exposure(settings)
+    authenticator = Authenticator(settings)
+    if authenticator.required:
+        logger.info(
+            "clients must present a %s token (iss %r, aud %r)",
+            authenticator.algorithm,
+            authenticator.issuer,
+            authenticator.audience,
+        )
+    else:
+        logger.warning(
+            "anonymous mode: anyone who reaches %s:%s may join every room",
+            settings.host,
+            settings.port,
+        )
+    return authenticator
+
+
 def run(args: argparse.Namespace) -> int:
     """Run `eventbridge serve`."""
-    settings = settings_from(args, BROKER_OPTIONS + SERVER_OPTIONS)
+    settings = settings_from(args, BROKER_OPTIONS + SERVER_OPTIONS + AUTH_OPTIONS)
     configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings))

@@ -22,6 +22,7 @@ from typing import Any
 import socketio
 from socketio import packet
 
+from bridge.auth import INVALID_TOKEN, Authenticator, AuthError
 from bridge.client_events import CLIENT_EVENTS, build_client_event
 from bridge.decoding import Event
 from bridge.delivery import ClientConnection
@@ -31,7 +32,7 @@ from bridge.origins import OriginPolicy
 from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields
-from schemas.routing import ACTIVITY_FEED
+from schemas.routing import ACTIVITY_FEED, project_room
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,15 @@ def _error(exc: RequestError) -> dict[str, Any]:
     return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
 
 
+def _token_of(auth: Any) -> object:
+    """The token of a Socket.IO `auth` payload `{"token": "<JWT>"}` (None when absent)."""
+    if auth is None:
+        return None
+    if not isinstance(auth, dict):
+        raise AuthError(INVALID_TOKEN, 'send auth as {"token": "<JWT>"}')
+    return auth.get("token")
+
+
 def _single_payload(args: tuple[Any, ...]) -> Any:
     if len(args) > 1:
         raise RequestError("invalid_payload", "send one payload argument")
@@ -152,10 +162,15 @@ class SocketIOTransport:
     """Builds the Socket.IO server and answers its events (CONTRACT.md section 4)."""
 
     def __init__(
-        self, service: BridgeService, subscriptions: Subscriptions, origins: OriginPolicy
+        self,
+        service: BridgeService,
+        subscriptions: Subscriptions,
+        origins: OriginPolicy,
+        authenticator: Authenticator,
     ) -> None:
         self._service = service
         self._subscriptions = subscriptions
+        self._authenticator = authenticator
         settings = service.settings
         self.server = StrictAsyncServer(
             async_mode="asgi",
@@ -178,7 +193,15 @@ class SocketIOTransport:
             self.server.on(name, self._limited(self._client_event_handler(name)))
         self.server.on("*", self._unknown_event)
 
-    async def _on_connect(self, sid: str, _environ: dict[str, Any], _auth: Any = None) -> None:
+    async def _on_connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
+        try:
+            grant = self._authenticator.verify(_token_of(auth))
+        except AuthError as exc:
+            logger.info("refused Socket.IO client %s: %s (%s)", sid, exc.code, exc.message)
+            # socket.io-client: connect_error with err.message and err.data.code
+            raise socketio.exceptions.ConnectionRefusedError(
+                exc.message, {"code": exc.code}
+            ) from None
         settings = self._service.settings
         connection = SocketIOConnection(
             self.server,
@@ -189,6 +212,7 @@ class SocketIOTransport:
         self._connections[sid] = connection
         self._service.rooms.add(connection)
         connection.start()
+        connection.authorize(grant)
 
     async def _on_disconnect(self, sid: str, _reason: Any = None) -> None:
         connection = self._connections.pop(sid, None)
@@ -269,8 +293,12 @@ class SocketIOTransport:
     def _client_event_handler(self, name: str) -> Handler:
         async def handler(sid: str, *args: Any) -> dict[str, Any]:
             try:
-                self._connection(sid)
+                connection = self._connection(sid)
                 event_type, project_id, data = build_client_event(name, _single_payload(args))
+                # an activity without a project reaches the activity feed only
+                connection.grant.require(
+                    ACTIVITY_FEED if project_id is None else project_room(project_id)
+                )
                 event_id = await self._service.publish_client_event(
                     event_type, data, project_id, source=f"socketio:{sid}"
                 )

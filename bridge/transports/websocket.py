@@ -19,6 +19,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.types import Message
 from starlette.websockets import WebSocketState
 
+from bridge.auth import AUTH_REQUIRED, TOKEN_EXPIRED, Authenticator, AuthError, Grant
 from bridge.decoding import Event
 from bridge.delivery import SLOW_CONSUMER, ClientConnection
 from bridge.errors import RequestError
@@ -37,7 +38,11 @@ CLOSE_REASONS = {
     "shutdown": (1012, "the bridge is restarting; reconnect and resume by offset"),
     FLOODING: (1008, "flooding: far more messages per second than allowed; slow down"),
     IDLE: (1000, "idle: no room joined and nothing sent; subscribe, or send ping to stay"),
+    TOKEN_EXPIRED: (4401, "token_expired: reconnect with a fresh token and resume by offset"),
 }
+AUTH_CLOSE_CODE = 4401
+"""Close code of a connection whose authentication failed (4000-4999 are the application's)."""
+MAX_CLOSE_REASON_BYTES = 123
 
 
 class WebSocketConnection(ClientConnection):
@@ -87,11 +92,16 @@ class WebSocketHandler:
     """Answers the messages of one native WebSocket connection (CONTRACT.md section 5)."""
 
     def __init__(
-        self, service: BridgeService, subscriptions: Subscriptions, origins: OriginPolicy
+        self,
+        service: BridgeService,
+        subscriptions: Subscriptions,
+        origins: OriginPolicy,
+        authenticator: Authenticator,
     ) -> None:
         self._service = service
         self._subscriptions = subscriptions
         self._origins = origins
+        self._authenticator = authenticator
 
     def handle(self, connection: WebSocketConnection, text: str) -> None:
         """Handle one client frame; every failure becomes a `request_error` reply."""
@@ -111,6 +121,14 @@ class WebSocketHandler:
     ) -> tuple[dict[str, Any], Continuation]:
         if request_type == "ping":
             return {"type": "pong"}, _nothing
+        if request_type == "auth":
+            if not connection.grant.anonymous:
+                raise RequestError(
+                    "already_authenticated",
+                    "this connection is already authenticated; to use another token, reconnect "
+                    "and resume by offset",
+                )
+            return {"type": "authenticated", **connection.grant.describe()}, _nothing
         if request_type == "subscribe":
             since, epoch = resume_fields(message)
             request = JoinRequest(_target_room(message), since, epoch)
@@ -133,45 +151,79 @@ class WebSocketHandler:
         await websocket.accept()
         settings = self._service.settings
         connection = WebSocketConnection(websocket, limit=settings.outbox_size)
-        limiter = RateLimiter(settings.max_messages_per_second)
         self._service.rooms.add(connection)
-        connection.start()
         try:
+            grant = await self._authenticate(websocket, connection)
+            if grant is None:
+                return
+            connection.start()
+            connection.authorize(grant)
+            if self._authenticator.required:
+                connection.reply({"type": "authenticated", **grant.describe()})
             if project_id is not None:
                 self.handle(connection, json.dumps({"type": "subscribe", "project_id": project_id}))
-            while True:
-                received = await self._receive(websocket, connection)
-                if received is None:
-                    await connection.disconnect(IDLE)
-                    break
-                if received["type"] == "websocket.disconnect":
-                    break
-                verdict = limiter.take()
-                if verdict is Verdict.CLOSE:
-                    logger.warning(
-                        "closing WebSocket client %s: flooding (far above %g messages/s)",
-                        connection.id,
-                        limiter.rate,
-                    )
-                    await connection.disconnect(FLOODING)
-                    break
-                if verdict is Verdict.REFUSE:
-                    connection.reply(_request_error(RATE_LIMITED, limiter.refusal(), None))
-                elif received.get("text") is not None:
-                    self.handle(connection, received["text"])
-                else:
-                    connection.reply(
-                        _request_error(
-                            "invalid_payload",
-                            "binary frames are not supported; send JSON text",
-                            None,
-                        )
-                    )
+            await self._converse(websocket, connection)
         except WebSocketDisconnect:
             pass
         finally:
             self._service.rooms.remove(connection)
             await connection.stop()
+
+    async def _converse(self, websocket: WebSocket, connection: WebSocketConnection) -> None:
+        """Answer the client's frames, within its rate limit, until it leaves or is closed."""
+        limiter = RateLimiter(self._service.settings.max_messages_per_second)
+        while True:
+            received = await self._receive(websocket, connection)
+            if received is None:
+                await connection.disconnect(IDLE)
+                return
+            if received["type"] == "websocket.disconnect":
+                return
+            verdict = limiter.take()
+            if verdict is Verdict.CLOSE:
+                logger.warning(
+                    "closing WebSocket client %s: flooding (far above %g messages/s)",
+                    connection.id,
+                    limiter.rate,
+                )
+                await connection.disconnect(FLOODING)
+                return
+            if verdict is Verdict.REFUSE:
+                connection.reply(_request_error(RATE_LIMITED, limiter.refusal(), None))
+            elif received.get("text") is not None:
+                self.handle(connection, received["text"])
+            else:
+                connection.reply(
+                    _request_error(
+                        "invalid_payload", "binary frames are not supported; send JSON text", None
+                    )
+                )
+
+    async def _authenticate(
+        self, websocket: WebSocket, connection: WebSocketConnection
+    ) -> Grant | None:
+        """The connection's grant: from its first message `{"type": "auth", "token": ...}` when
+        tokens are required, else anonymous. None when it was refused (and closed) or left."""
+        if not self._authenticator.required:
+            return self._authenticator.verify(None)
+        timeout = self._service.settings.auth_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                received = await websocket.receive()
+        except TimeoutError:
+            await _refuse_auth(
+                websocket,
+                connection,
+                AuthError(AUTH_REQUIRED, f"no auth message within {timeout:g} s"),
+            )
+            return None
+        if received["type"] == "websocket.disconnect":
+            return None
+        try:
+            return self._authenticator.verify(_token_of(received.get("text")))
+        except AuthError as exc:
+            await _refuse_auth(websocket, connection, exc)
+            return None
 
     async def _receive(
         self, websocket: WebSocket, connection: WebSocketConnection
@@ -206,6 +258,36 @@ async def _refuse(websocket: WebSocket) -> None:
         origin_of(websocket.scope),
     )
     await websocket.close(1008)
+
+
+def _token_of(text: str | None) -> object:
+    """The token of a first message `{"type": "auth", "token": "<JWT>"}`.
+
+    Raises:
+        AuthError: the message is anything else (`auth_required`).
+    """
+    message: object = None
+    if text is not None and len(text) < 16_384:
+        with contextlib.suppress(ValueError, RecursionError):
+            message = json.loads(text)
+    if not isinstance(message, dict) or message.get("type") != "auth" or "token" not in message:
+        raise AuthError(
+            AUTH_REQUIRED, 'the first message must be {"type": "auth", "token": "<JWT>"}'
+        )
+    return message["token"] or None
+
+
+async def _refuse_auth(
+    websocket: WebSocket, connection: WebSocketConnection, exc: AuthError
+) -> None:
+    """Say why in a `request_error` frame, then close with 4401 and the same reason."""
+    logger.info("refused WebSocket client %s: %s (%s)", connection.id, exc.code, exc.message)
+    reason = f"{exc.code}: {exc.message}".encode()[:MAX_CLOSE_REASON_BYTES]
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await websocket.send_text(
+            json.dumps(_request_error(exc.code, exc.message, "auth"), separators=(",", ":"))
+        )
+        await websocket.close(AUTH_CLOSE_CODE, reason.decode(errors="ignore"))
 
 
 def _nothing() -> None:

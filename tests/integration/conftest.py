@@ -68,6 +68,7 @@ async def serve_process(
             **os.environ,
             "EVENTBRIDGE_AMQP_URL": amqp_url,
             "EVENTBRIDGE_PREFIX": prefix,
+            "EVENTBRIDGE_AUTH": "anonymous",
             **env,
         },
     )
@@ -136,6 +137,7 @@ def bridge_settings(amqp_url: str, prefix: str) -> Callable[..., Settings]:
             "prefix": prefix,
             "port": free_port(),
             "startup_timeout": 5.0,
+            "auth": "anonymous",
         }
         values.update(overrides)
         return Settings(**values)
