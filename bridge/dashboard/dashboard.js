@@ -16,10 +16,23 @@
 //   - `resync_required`: the bridge could not send what the room missed; forget the room's
 //     offset and its view, and rebuild from the snapshot that follows.
 //
+// Authentication (docs/clients.md, "Authentication"). A bridge with EVENTBRIDGE_AUTH=jwt wants a
+// token (a JWT): when it says so (`/api/projects` answers 401, or the WebSocket closes with 4401)
+// the page shows a token form with the reason. The token is kept in sessionStorage only (this
+// tab, gone when the tab closes; never localStorage, never the address), sent as the FIRST
+// WebSocket message `{"type": "auth", "token"}` and as `Authorization: Bearer` on /api/projects.
+// Once the bridge answers `authenticated`, the page subscribes to the rooms the token grants
+// (the activity feed only with `activity_feed: true`). When the token expires the bridge closes
+// the connection (4401, `token_expired`): the form comes back, and a new token resumes every room
+// from its stored offset like any reconnect, so nothing is lost. An anonymous bridge never asks,
+// and the page then sends no `auth` message (it would be answered `anonymous: true` anyway).
+//
 // For tests and curious developers: window.dashboard = {received, state}. `received` lists the
 // ids of the events processed for the current project, in arrival order, across reloads of this
 // tab (sessionStorage); `state` holds the project, the connection state, this connection's joins,
-// the resync notices seen, and `view` (what the panels show, plus the stored offsets).
+// the resync notices seen, `auth` (whether the bridge asked for a token, why, and the grant of
+// the current one: never the token itself), and `view` (what the panels show, plus the stored
+// offsets).
 
 "use strict";
 
@@ -37,6 +50,8 @@
   const PING_EVERY_MS = 20000;
   const PROJECTS_EVERY_MS = 15000;
   const BACKOFF_MS = { first: 500, max: 15000 };
+  const AUTH_CLOSE_CODE = 4401; // the bridge refused or ended the connection: token trouble
+  const TOKEN_KEY = `${STORE}.token`; // in sessionStorage only
 
   // ---- storage -----------------------------------------------------------------------------
 
@@ -59,6 +74,25 @@
         storageWarned = true;
         console.warn(`eventbridge dashboard: cannot store state (${error}); a reload starts over`);
       }
+    }
+  }
+
+  // The token lives in this tab's sessionStorage only: not in localStorage (it would outlive the
+  // tab and be shared with every other tab), never in the address (proxy logs, history).
+  let authToken = null;
+  try {
+    authToken = sessionStorage.getItem(TOKEN_KEY) || null;
+  } catch {
+    authToken = null;
+  }
+
+  function storeToken(token) {
+    authToken = token || null;
+    try {
+      if (authToken) sessionStorage.setItem(TOKEN_KEY, authToken);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // without storage the token lasts until the next reload
     }
   }
 
@@ -86,11 +120,15 @@
 
   const state = {
     project: null,
-    connection: "idle", // idle | connecting | live | reconnecting
+    connection: "idle", // idle | connecting | live | reconnecting | auth (waiting for a token)
     retryAt: null, // when the next reconnect attempt starts (ms since the epoch)
     attempt: 0, // reconnect attempts since the page was last live
     joins: [], // this connection's subscribe replies: {room, since, epoch, offset}
     resyncs: [], // resync_required notices seen by this page load
+    // required: the bridge asked for a token; refused: why the form is shown ({code, message}) or
+    // null; grant: the `authenticated` reply of this connection ({subject, projects,
+    // activity_feed, expires_at, anonymous}) or null.
+    auth: { required: false, refused: null, grant: null },
     view: emptyView(),
   };
   const dashboard = { received: [], state };
@@ -106,6 +144,10 @@
   // and the offset at or below which events are the room's snapshot.
   let sentSince = {};
   let stateUpTo = {};
+  // The rooms the current connection subscribes to (both, unless the token grants less), and the
+  // bridge's `request_error` refusing its `auth` message, if any (it precedes the 4401 close).
+  let rooms = [];
+  let authRefusal = null;
 
   function persist() {
     writeJson(localStorage, viewKey(state.project), state.view);
@@ -299,7 +341,7 @@
     }
     state.joins.push({ room: reply.room, since: sentSince[reply.room], epoch: reply.epoch, offset: reply.offset });
     persist();
-    if (state.joins.length === 2) {
+    if (state.joins.length === rooms.length) {
       state.attempt = 0;
       setConnection("live");
     }
@@ -335,9 +377,76 @@
       onSubscribed(frame);
     } else if (frame.type === "resync_required") {
       onResyncRequired(frame);
+    } else if (frame.type === "authenticated") {
+      onAuthenticated(frame);
     } else if (frame.type === "request_error") {
-      console.error(`eventbridge: ${frame.request} refused: ${frame.code}: ${frame.message}`);
+      if (frame.request === "auth") {
+        // The token was refused; the bridge closes with 4401 next, and the close handler asks
+        // for a token, saying why (this frame's message is the full one; the close reason may be
+        // cut short).
+        authRefusal = { code: frame.code, message: frame.message };
+      } else if (frame.code === "forbidden") {
+        showNotice(`Not allowed: ${frame.message}`);
+      } else {
+        console.error(`eventbridge: ${frame.request} refused: ${frame.code}: ${frame.message}`);
+      }
     }
+  }
+
+  // ---- authentication ----------------------------------------------------------------------
+
+  const grants = (grant, project) =>
+    grant.projects === "*" || (Array.isArray(grant.projects) && grant.projects.includes(project));
+
+  function onAuthenticated(grant) {
+    // {type: "authenticated", subject, projects: [..] | "*", activity_feed, expires_at, anonymous}
+    state.auth.grant = grant;
+    state.auth.refused = null;
+    if (!grant.anonymous) state.auth.required = true;
+    schedule("auth", "feed");
+    if (!grants(grant, state.project)) {
+      // Another project may be granted (the picker lists those), or another token may grant it.
+      needToken("forbidden", `this token does not grant project ${state.project}`, false);
+      return;
+    }
+    subscribe(grant.activity_feed ? [projectRoom, FEED_ROOM] : [projectRoom]);
+  }
+
+  // The bridge wants a (new) token: show the form saying why, and stop connecting until one is
+  // entered (or, for `forbidden`, until another project is chosen). An invalid or expired token
+  // is forgotten; the view and its stored offsets are kept, so the next connection resumes.
+  function needToken(code, message, drop = true) {
+    if (drop) storeToken(null);
+    state.auth.required = true;
+    state.auth.refused = { code, message };
+    if (code !== "forbidden") state.auth.grant = null;
+    disconnect("token needed");
+    state.attempt = 0;
+    setConnection("auth");
+    schedule("auth", "feed");
+  }
+
+  const AUTH_TITLES = {
+    auth_required: "Token required",
+    invalid_token: "Token refused",
+    token_expired: "Token expired",
+    forbidden: "Not allowed",
+  };
+
+  function renderAuth() {
+    const form = $("token-form");
+    const refused = state.auth.refused;
+    form.hidden = refused === null;
+    if (refused === null) return;
+    form.dataset.code = refused.code;
+    $("token-title").textContent = AUTH_TITLES[refused.code] || "Token refused";
+    let reason = refused.message || "";
+    if (refused.code === "auth_required") {
+      reason = "This bridge shows events only to holders of an access token (a JWT). Paste yours.";
+    } else if (refused.code === "token_expired") {
+      reason = "The token has expired. Paste a new one: the page resumes where it stopped.";
+    }
+    $("token-reason").textContent = reason;
   }
 
   // ---- the connection ----------------------------------------------------------------------
@@ -348,6 +457,12 @@
     url.search = "";
     url.hash = "";
     return url.href;
+  }
+
+  function subscribe(wanted) {
+    rooms = wanted;
+    // The bridge answers a connection's requests in order: the project room is joined first.
+    for (const room of rooms) socket.send(JSON.stringify(subscribeMessage(room)));
   }
 
   function subscribeMessage(room) {
@@ -362,10 +477,14 @@
     clearTimeout(retryTimer);
     retryTimer = null;
     if (!state.project || unloading) return;
+    if (state.auth.refused) return; // waiting for a token (or for a project the token grants)
     sentSince = {};
     stateUpTo = {};
     state.joins = [];
     state.retryAt = null;
+    rooms = [];
+    authRefusal = null;
+    const token = authToken;
     setConnection(state.attempt === 0 ? "connecting" : "reconnecting");
     let ws;
     try {
@@ -378,8 +497,13 @@
     socket = ws;
     ws.addEventListener("open", () => {
       if (socket !== ws) return;
-      // The bridge answers a connection's requests in order: the project room is joined first.
-      for (const room of [projectRoom, FEED_ROOM]) ws.send(JSON.stringify(subscribeMessage(room)));
+      if (token) {
+        // The token goes in the FIRST message, never in the URL; the rooms follow once the
+        // bridge answers `authenticated` (and says which rooms the token grants).
+        ws.send(JSON.stringify({ type: "auth", token }));
+      } else {
+        subscribe([projectRoom, FEED_ROOM]); // an anonymous bridge (or one that will say 4401)
+      }
       pinger = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send('{"type":"ping"}'), PING_EVERY_MS);
     });
     ws.addEventListener("message", (message) => {
@@ -393,21 +517,30 @@
       }
       onFrame(frame);
     });
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (closed) => {
       if (socket !== ws) return;
       socket = null;
       clearInterval(pinger);
-      if (!unloading) scheduleReconnect();
+      if (unloading) return;
+      if (closed.code === AUTH_CLOSE_CODE) {
+        // Refused at connect (the reason came as a request_error first), or the token expired:
+        // the reason reads "<code>: <message>".
+        const [code, ...rest] = String(closed.reason || "auth_required").split(": ");
+        const refusal = authRefusal || { code, message: rest.join(": ") };
+        needToken(refusal.code, refusal.message);
+        return;
+      }
+      scheduleReconnect();
     });
   }
 
-  function disconnect() {
+  function disconnect(why = "project changed") {
     const ws = socket;
     socket = null;
     clearInterval(pinger);
     clearTimeout(retryTimer);
     retryTimer = null;
-    if (ws) ws.close(1000, "project changed");
+    if (ws) ws.close(1000, why);
   }
 
   function scheduleReconnect() {
@@ -444,6 +577,11 @@
     }
     if (project === state.project) return true;
     disconnect();
+    if (state.auth.refused && state.auth.refused.code === "forbidden") {
+      // The token did not grant the previous project; it may grant this one.
+      state.auth.refused = null;
+      schedule("auth");
+    }
     state.project = project;
     projectRoom = `project:${project}`;
     state.view = loadView(project);
@@ -460,8 +598,20 @@
   let knownProjects = [];
 
   async function refreshProjects() {
+    const token = authToken;
     try {
-      const response = await fetch(new URL("api/projects", location.href), { cache: "no-store" });
+      const headers = token ? { Authorization: `Bearer ${token}` } : {};
+      const response = await fetch(new URL("api/projects", location.href), {
+        cache: "no-store", headers,
+      });
+      if (token !== authToken) return; // another token was entered meanwhile: its own call follows
+      if (response.status === 401) {
+        // {"detail": {"code", "message"}}: no token, or this one is invalid or expired.
+        const detail = (await response.json().catch(() => ({}))).detail || {};
+        if (token !== authToken) return;
+        needToken(detail.code || "auth_required", detail.message || "");
+        return;
+      }
       if (!response.ok) return;
       const body = await response.json();
       knownProjects = (body.projects || []).map((item) => item.project_id);
@@ -544,7 +694,9 @@
   function renderConnection() {
     const pill = $("connection");
     pill.dataset.state = state.connection;
-    let text = { idle: "No project", connecting: "Connecting…", live: "Live" }[state.connection];
+    let text = {
+      idle: "No project", connecting: "Connecting…", live: "Live", auth: "Token needed",
+    }[state.connection];
     if (state.connection === "reconnecting") {
       if (state.retryAt) {
         const seconds = Math.max(0, Math.ceil((state.retryAt - Date.now()) / 1000));
@@ -554,7 +706,7 @@
       }
       pill.title = `attempt ${state.attempt}`;
     } else {
-      pill.title = state.connection === "live" ? `following ${projectRoom} and ${FEED_ROOM}` : "";
+      pill.title = state.connection === "live" ? `following ${rooms.join(" and ")}` : "";
     }
     $("connection-text").textContent = text;
   }
@@ -659,6 +811,11 @@
 
   function renderFeed() {
     const list = $("feed");
+    const grant = state.auth.grant;
+    if (grant && !grant.activity_feed) {
+      list.replaceChildren(el("li", "empty", "Your token does not include the activity feed."));
+      return;
+    }
     if (!state.view.feed.length) {
       list.replaceChildren(el("li", "empty", "No activity yet."));
       return;
@@ -809,6 +966,7 @@
     deployments: renderDeployments,
     header: renderHeader,
     picker: renderPicker,
+    auth: renderAuth,
   };
   const dirty = new Set();
   let frameQueued = false;
@@ -842,6 +1000,25 @@
     }
   });
   $("project-input").addEventListener("input", (changed) => changed.target.setCustomValidity(""));
+  $("token-form").addEventListener("submit", (submitted) => {
+    submitted.preventDefault();
+    const input = $("token-input");
+    const token = input.value.trim();
+    if (!token) {
+      input.setCustomValidity("paste an access token (a JWT)");
+      input.reportValidity();
+      return;
+    }
+    input.value = "";
+    storeToken(token);
+    state.auth.refused = null;
+    state.attempt = 0;
+    schedule("auth");
+    disconnect("new token");
+    connect(); // resumes every room from its stored offset
+    refreshProjects();
+  });
+  $("token-input").addEventListener("input", (changed) => changed.target.setCustomValidity(""));
   $("project-select").addEventListener("change", (changed) => {
     if (changed.target.value) openProject(changed.target.value);
   });
@@ -861,7 +1038,7 @@
     }
   });
   window.addEventListener("online", () => {
-    if (!socket && state.project) connect();
+    if (!socket && state.project) connect(); // not while waiting for a token: connect() knows
   });
 
   const first = initialProject();

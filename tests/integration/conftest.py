@@ -50,11 +50,18 @@ EVENTBRIDGE = [sys.executable, "-m", "bridge.cli.main"]
 
 @asynccontextmanager
 async def serve_process(
-    amqp_url: str, prefix: str, port: int, *, log: Path | None = None, **env: str
+    amqp_url: str,
+    prefix: str,
+    port: int,
+    *,
+    log: Path | None = None,
+    settings: dict[str, str] | None = None,
+    **env: str,
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run `eventbridge serve` as a child process; kill it if the test leaves it running.
 
-    Its output is piped, or appended to `log` for a long run whose pipes nobody reads.
+    Its output is piped, or appended to `log` for a long run whose pipes nobody reads. It runs
+    anonymous unless `settings` or `env` (both `EVENTBRIDGE_*` variables) say otherwise.
     """
     output: Any = asyncio.subprocess.PIPE if log is None else log.open("ab")
     process = await asyncio.create_subprocess_exec(
@@ -69,6 +76,7 @@ async def serve_process(
             "EVENTBRIDGE_AMQP_URL": amqp_url,
             "EVENTBRIDGE_PREFIX": prefix,
             "EVENTBRIDGE_AUTH": "anonymous",
+            **(settings or {}),
             **env,
         },
     )

@@ -104,7 +104,7 @@ async def websocket_attempt(
     async with websockets.connect(f"{bridge.ws_url}/ws/ai/p1") as connection:
         watcher = WebSocketWatcher(connection)
         await watcher.send({"type": "auth", "token": token})
-        await wait_for(lambda: watcher.received or connection.close_code is not None, 5)
+        await wait_for(lambda: bool(watcher.received) or connection.close_code is not None, 5)
         await asyncio.sleep(0.2)
         sent = await publisher.agent_status("p1", agent_id="a", status="running")
         first = watcher.received[0]
@@ -339,7 +339,7 @@ async def test_a_token_that_expires_ends_the_connection_with_a_reason(
     async with websockets.connect(f"{hs_bridge.ws_url}/ws/ai/p1") as connection:
         ws = WebSocketWatcher(connection)
         await ws.send({"type": "auth", "token": token})
-        await wait_for(lambda: ws.replies("subscribed"), 5)
+        await wait_for(lambda: bool(ws.replies("subscribed")), 5)
         sent = await publisher.agent_status("p1", agent_id="a", status="running")
         await ws.wait_for_events(1)
         await wait_for(lambda: connection.close_code is not None, 8)

@@ -331,6 +331,7 @@ async def run_bridge_phases(bench: Bench) -> None:
         "EVENTBRIDGE_AMQP_URL": options.amqp_url,
         "EVENTBRIDGE_PREFIX": bench.prefix,
         "EVENTBRIDGE_PORT": str(port),
+        "EVENTBRIDGE_AUTH": "anonymous",  # loopback, measured without tokens
         "EVENTBRIDGE_LOG_LEVEL": "warning",
         **options.bridge_env,
     }

@@ -74,6 +74,7 @@ def bridge_environment(
         "EVENTBRIDGE_AMQP_URL": amqp_url,
         "EVENTBRIDGE_PREFIX": prefix,
         "EVENTBRIDGE_PORT": str(port),
+        "EVENTBRIDGE_AUTH": "anonymous",  # loopback, measured without tokens
         "EVENTBRIDGE_LOG_LEVEL": "info",
         **settings,
     }
