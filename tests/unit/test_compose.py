@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from bridge.auth import Authenticator, check_exposure
+from bridge.settings import Settings
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = REPO / "compose"
 COMPOSE_FILE = COMPOSE_DIR / "docker-compose.yml"
@@ -351,6 +354,20 @@ def test_bridge_listens_on_all_interfaces_port_8000(compose: dict[str, Any]) -> 
     environment = _environment(_service(compose, "bridge"))
     assert environment.get("EVENTBRIDGE_HOST") == "0.0.0.0"
     assert environment.get("EVENTBRIDGE_PORT") == "8000"
+
+
+def test_bridge_settings_pass_the_start_up_checks(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bridge's environment is one `eventbridge serve` accepts: bound to 0.0.0.0 it must
+    say explicitly how clients authenticate (here: anonymous, on a trusted network)."""
+    environment = _environment(_service(compose, "bridge"))
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    check_exposure(settings)
+    Authenticator(settings)
+    assert (settings.auth, settings.insecure) == ("anonymous", True)
 
 
 @pytest.mark.parametrize(
