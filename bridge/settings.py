@@ -237,6 +237,14 @@ class Settings(BaseSettings):
                 origins.append(normalize_origin(item))
         return origins
 
+    @field_validator(
+        "jwt_secret", "jwt_public_key_file", "jwt_issuer", "jwt_algorithm", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `EVENTBRIDGE_JWT_SECRET=` (empty) means "not set", never "an empty secret"
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("amqp_url")
     @classmethod
     def _check_url(cls, value: str) -> str:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import dead_letters, demo, publish, replay, serve, status, tail
+from bridge.cli import dead_letters, demo, publish, replay, serve, status, tail, tokens
 
 COMMANDS = {
     "serve": serve,
@@ -16,6 +16,7 @@ COMMANDS = {
     "tail": tail,
     "status": status,
     "replay": replay,
+    "token": tokens,
 }
 
 

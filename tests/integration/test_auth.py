@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +14,14 @@ import httpx
 import pytest
 import socketio
 import websockets
+from cryptography.hazmat.primitives import serialization
 
 from bridge.settings import Settings
 from producers import EventPublisher
 from tests import tokens
 from tests.helpers import wait_for
 from tests.integration.clients import SocketIOWatcher, WebSocketWatcher
-from tests.integration.conftest import RunningBridge, running_bridge
+from tests.integration.conftest import EVENTBRIDGE, RunningBridge, running_bridge
 
 RSA = tokens.rsa_pair()
 EC = tokens.ec_pair()
@@ -374,3 +376,65 @@ async def test_project_list_needs_a_token_and_shows_only_granted_projects(
         )
     assert granted.status_code == 200
     assert sorted(item["project_id"] for item in granted.json()["projects"]) == ["p1", "p3"]
+
+
+async def cli_token(*args: str, **env: str) -> tuple[int, str, str]:
+    """Run `eventbridge token`; return its exit status, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        *EVENTBRIDGE,
+        "token",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "EVENTBRIDGE_JWT_ISSUER": tokens.ISSUER, **env},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode or 0, out.decode().strip(), err.decode().strip()
+
+
+async def test_tokens_signed_by_the_cli_are_accepted(
+    hs_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """`eventbridge token --project p1` (HS256 secret) opens p1, and only p1, on a real bridge."""
+    status, token, _ = await cli_token("--project", "p1", EVENTBRIDGE_JWT_SECRET=tokens.SECRET)
+    assert status == 0
+    assert (await websocket_attempt(hs_bridge, publisher, token)).accepted
+    status, other, _ = await cli_token("--project", "p2", EVENTBRIDGE_JWT_SECRET=tokens.SECRET)
+    assert (await socketio_attempt(hs_bridge, publisher, other)).code == "forbidden"
+
+
+async def test_cli_signs_with_a_private_key_for_an_rs256_bridge(
+    rs_bridge: RunningBridge, publisher: EventPublisher, tmp_path: Path
+) -> None:
+    """`eventbridge token --private-key-file` signs RS256 tokens the RS256 bridge accepts."""
+    key_file = tmp_path / "private.pem"
+    key_file.write_bytes(
+        RSA.private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    status, token, _ = await cli_token("--all-projects", "--private-key-file", str(key_file))
+    assert status == 0
+    assert (await socketio_attempt(rs_bridge, publisher, token)).accepted
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--project", "p1"], {}, "no signing key: set EVENTBRIDGE_JWT_SECRET"),
+        ([], {"EVENTBRIDGE_JWT_SECRET": tokens.SECRET}, "the token would grant nothing"),
+        (["--project", "a b"], {"EVENTBRIDGE_JWT_SECRET": tokens.SECRET}, "invalid project id"),
+        (["--project", "p", "--ttl", "0"], {"EVENTBRIDGE_JWT_SECRET": tokens.SECRET}, "--ttl"),
+        (["--project", "p", "--private-key-file", "/nonexistent.pem"], {}, "cannot read"),
+    ],
+)
+async def test_cli_token_errors_say_what_is_missing(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    """A token that cannot be signed as asked gets one line saying why, and exit status 2."""
+    environment = {"EVENTBRIDGE_JWT_SECRET": "", **env}
+    status, out, err = await cli_token(*args, **environment)
+    assert (status, out) == (2, "")
+    assert message in err
