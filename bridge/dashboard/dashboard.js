@@ -403,7 +403,7 @@
     state.auth.grant = grant;
     state.auth.refused = null;
     if (!grant.anonymous) state.auth.required = true;
-    schedule("auth", "feed");
+    schedule("auth", "agents", "feed");
     if (!grants(grant, state.project)) {
       // Another project may be granted (the picker lists those), or another token may grant it.
       needToken("forbidden", `this token does not grant project ${state.project}`, false);
@@ -423,7 +423,7 @@
     disconnect("token needed");
     state.attempt = 0;
     setConnection("auth");
-    schedule("auth", "feed");
+    schedule("auth", "agents", "feed");
   }
 
   const AUTH_TITLES = {
@@ -580,7 +580,7 @@
     if (state.auth.refused && state.auth.refused.code === "forbidden") {
       // The token did not grant the previous project; it may grant this one.
       state.auth.refused = null;
-      schedule("auth");
+      schedule("auth", "agents");
     }
     state.project = project;
     projectRoom = `project:${project}`;
@@ -744,7 +744,9 @@
     const errors = $("project-errors");
     errors.replaceChildren(...state.view.errors.map((error) => errorBox(error)));
     if (!agents.length) {
-      container.replaceChildren(empty(state.project ? "Waiting for agent events…" : "Choose a project above."));
+      let hint = state.project ? "Waiting for agent events…" : "Choose a project above.";
+      if (state.auth.refused) hint = "Waiting for an access token…";
+      container.replaceChildren(empty(hint));
       return;
     }
     container.replaceChildren(...agents.map(agentCard));
@@ -1013,7 +1015,7 @@
     storeToken(token);
     state.auth.refused = null;
     state.attempt = 0;
-    schedule("auth");
+    schedule("auth", "agents");
     disconnect("new token");
     connect(); // resumes every room from its stored offset
     refreshProjects();

@@ -195,7 +195,8 @@ class SocketIOTransport:
 
     async def _on_connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
         try:
-            grant = self._authenticator.verify(_token_of(auth))
+            token = _token_of(auth) if self._authenticator.required else None
+            grant = self._authenticator.verify(token)
         except AuthError as exc:
             logger.info("refused Socket.IO client %s: %s (%s)", sid, exc.code, exc.message)
             # socket.io-client: connect_error with err.message and err.data.code

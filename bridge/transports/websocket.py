@@ -140,7 +140,7 @@ class WebSocketHandler:
         shown = request_type[:40] if isinstance(request_type, str) else request_type
         raise RequestError(
             "unknown_type",
-            f"unknown message type {shown!r}; use ping, subscribe or unsubscribe",
+            f"unknown message type {shown!r}; use auth, ping, subscribe or unsubscribe",
         )
 
     async def serve(self, websocket: WebSocket, project_id: str | None) -> None:

@@ -15,6 +15,8 @@ import pytest
 import socketio
 import websockets
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bridge.settings import Settings
 from producers import EventPublisher
@@ -22,6 +24,8 @@ from tests import tokens
 from tests.helpers import wait_for
 from tests.integration.clients import SocketIOWatcher, WebSocketWatcher
 from tests.integration.conftest import EVENTBRIDGE, RunningBridge, running_bridge
+from tests.integration.test_properties_transports import json_values, properties, ws_frames
+from tests.unit.test_auth import BASE64URL
 
 RSA = tokens.rsa_pair()
 EC = tokens.ec_pair()
@@ -438,3 +442,53 @@ async def test_cli_token_errors_say_what_is_missing(
     status, out, err = await cli_token(*args, **environment)
     assert (status, out) == (2, "")
     assert message in err
+
+
+REFUSAL_CODES = {"auth_required", "invalid_token", "token_expired"}
+token_values = st.one_of(
+    st.text(max_size=120),
+    json_values,
+    st.sampled_from([tokens.unsigned(), tokens.tampered(tokens.hs256()), RSA.sign()]),
+    st.lists(st.text(alphabet=BASE64URL, max_size=40), min_size=2, max_size=4).map(".".join),
+)
+first_frames = st.one_of(
+    ws_frames,
+    token_values.map(lambda token: json.dumps({"type": "auth", "token": token})),
+)
+
+
+@properties(max_examples=120)
+@given(frame=first_frames)
+async def test_any_first_websocket_frame_without_a_valid_token_is_refused(
+    hs_bridge: RunningBridge, frame: str | bytes
+) -> None:
+    """Whatever a client sends first, unless it is a valid token, it gets one request_error
+    (request "auth", a refusal code) and the close code 4401, and joins no room."""
+    async with websockets.connect(f"{hs_bridge.ws_url}/ws/ai/p1") as connection:
+        await connection.send(frame)
+        answer = json.loads(await asyncio.wait_for(connection.recv(), 5))
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(connection.recv(), 5)
+    assert answer["type"] == "request_error", answer
+    assert answer["code"] in REFUSAL_CODES, answer
+    assert answer["request"] == "auth"
+    assert connection.close_code == 4401
+    assert not [c for c in hs_bridge.service.rooms.connections() if c.rooms]
+
+
+@properties(max_examples=80)
+@given(auth=st.one_of(json_values, token_values.map(lambda token: {"token": token})))
+async def test_any_socketio_auth_payload_without_a_valid_token_is_refused(
+    hs_bridge: RunningBridge, auth: Any
+) -> None:
+    """Any Socket.IO auth payload but a valid token is refused with a readable code."""
+    client = socketio.AsyncClient(reconnection=False)
+    refusals: list[Any] = []
+    client.on("connect_error", refusals.append)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(
+            hs_bridge.http_url, transports=["websocket"], auth=auth, wait_timeout=5
+        )
+    assert refusals, auth
+    assert refusals[0]["data"]["code"] in REFUSAL_CODES
+    assert refusals[0]["message"]
