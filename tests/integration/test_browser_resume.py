@@ -5,7 +5,8 @@ socket.io-client bundle at /socket.io.min.js), opened in Chromium against a live
 lists the page's origin in `allowed_origins` (it is another port, so another origin), sent
 events, and reloaded while more events are published. The page must end with every event of its
 rooms exactly once, in order per room, without a resync. A screenshot of each page is saved in
-test-artifacts/. These tests need Chromium (`apt-get install -y chromium`) and, for Socket.IO,
+test-artifacts/. One variant runs against a bridge that requires tokens, the token pasted into the
+page's Token field. These tests need Chromium (`apt-get install -y chromium`) and, for Socket.IO,
 `npm ci --prefix tests/js`; without them they fail, saying so.
 """
 
@@ -27,6 +28,7 @@ from aiohttp import web
 
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
+from tests import tokens
 from tests.browser import Browser, BrowserError, ChromiumMissingError, Page
 from tests.helpers import wait_for
 from tests.integration.conftest import RunningBridge, free_port, running_bridge
@@ -190,11 +192,25 @@ class Outcome:
     resyncs: list[dict[str, Any]]
 
 
+async def enter_token(page: Page, token: str) -> None:
+    """Wait until the page says the bridge wants a token, then paste `token` into its Token
+    field and submit, as a user would (the page stores it and reloads)."""
+    await page.wait_for("window.authError?.code === 'auth_required'", timeout=15)
+    status = await page.evaluate("document.getElementById('status').textContent")
+    assert "auth_required" in status, status
+    await page.evaluate("document.getElementById('token-input').focus()")
+    await page.call("Input.insertText", {"text": token})
+    await page.evaluate("document.getElementById('token-form').requestSubmit()")
+
+
 async def reload_while_publishing(
-    page: Page, bridge: RunningBridge, publisher: EventPublisher, url: str
+    page: Page, bridge: RunningBridge, publisher: EventPublisher, url: str, token: str | None
 ) -> Outcome:
-    """Open the page, show events, reload it while more are published, wait for all of them."""
+    """Open the page (giving it `token` if any), show events, reload it while more are
+    published, wait for all of them."""
     await page.navigate(url, timeout=15)
+    if token is not None:
+        await enter_token(page, token)
     first_joins = await wait_joined(page)
     assert all(join["since"] is None for join in first_joins)  # a fresh page: fresh joins
 
@@ -262,10 +278,13 @@ def check_exactly_once(outcome: Outcome) -> None:
 
 
 async def run_example(
-    bridge_settings: Callable[..., Settings], publisher: EventPublisher, page_name: str
+    bridge_settings: Callable[..., Settings],
+    publisher: EventPublisher,
+    page_name: str,
+    token: str | None = None,
 ) -> None:
     """Serve an example page, run the reload scenario in Chromium against a bridge that allows
-    the page's origin, save a screenshot, check."""
+    the page's origin (and, given a `token`, requires tokens), save a screenshot, check."""
     files = {f"/{page_name}": EXAMPLES / page_name}
     if "socketio" in page_name:
         if not SOCKETIO_BUNDLE.is_file():
@@ -275,8 +294,12 @@ async def run_example(
             )
         files["/socket.io.min.js"] = SOCKETIO_BUNDLE
     page_port = free_port()
-    settings = bridge_settings(allowed_origins=[f"http://127.0.0.1:{page_port}"])
-    screenshot = ARTIFACTS / f"browser-{page_name.removesuffix('.html')}.png"
+    auth: dict[str, Any] = {}
+    if token is not None:
+        auth = {"auth": "jwt", "jwt_secret": tokens.SECRET, "jwt_issuer": tokens.ISSUER}
+    settings = bridge_settings(allowed_origins=[f"http://127.0.0.1:{page_port}"], **auth)
+    suffix = "-jwt" if token is not None else ""
+    screenshot = ARTIFACTS / f"browser-{page_name.removesuffix('.html')}{suffix}.png"
     async with (
         running_bridge(settings) as bridge,
         chromium() as browser,
@@ -286,8 +309,15 @@ async def run_example(
         page = await browser.new_page()
         try:
             outcome = await reload_while_publishing(
-                page, bridge, publisher, f"{base}/{page_name}?{query}"
+                page, bridge, publisher, f"{base}/{page_name}?{query}", token
             )
+            if token is not None:
+                kept = await page.evaluate(
+                    f"[location.href.includes({json.dumps(token)}),"
+                    f" Object.values(localStorage).some((v) => v.includes({json.dumps(token)})),"
+                    f" Object.values(sessionStorage).includes({json.dumps(token)})]"
+                )
+                assert kept == [False, False, True], "the token is not in sessionStorage only"
         finally:
             with contextlib.suppress(BrowserError, TimeoutError):
                 await page.screenshot(screenshot)
@@ -308,3 +338,12 @@ async def test_socketio_page_resumes_after_reload_exactly_once(
 ) -> None:
     """The Socket.IO example reloaded mid-stream shows every event of its rooms once, in order."""
     await run_example(bridge_settings, publisher, "resume-socketio.html")
+
+
+@pytest.mark.parametrize("page_name", ["resume-websocket.html", "resume-socketio.html"])
+async def test_page_with_a_token_resumes_after_reload_on_a_bridge_that_requires_tokens(
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher, page_name: str
+) -> None:
+    """On a jwt bridge, each example takes a pasted token and still resumes exactly once."""
+    token = tokens.hs256(projects=[PROJECT], activity_feed=True)
+    await run_example(bridge_settings, publisher, page_name, token)

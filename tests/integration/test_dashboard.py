@@ -3,15 +3,18 @@
 The page is read the way a user sees it (badges, progress bars, log lines in the DOM), and through
 `window.dashboard` (`received`: the ids of the events it processed, across reloads of the tab).
 These tests need Chromium (`apt-get install -y chromium`); without it they fail, saying so.
-A screenshot of a realistic demo stream is saved as test-artifacts/dashboard.png.
+A screenshot of a realistic demo stream is saved as test-artifacts/dashboard.png. Most tests run
+against an anonymous bridge; those under "authentication" against one that requires tokens (the
+token form refusing a token is saved as test-artifacts/dashboard-token.png).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +22,14 @@ import httpx
 import pytest
 
 from bridge.eventlog import REPLAY_OF_HEADER
+from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from producers.demo import run_demo
 from schemas.envelope import Envelope
+from tests import tokens
 from tests.browser import Browser, ChromiumMissingError, Page
 from tests.helpers import wait_for
-from tests.integration.conftest import RunningBridge
+from tests.integration.conftest import RunningBridge, running_bridge
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -521,3 +526,230 @@ async def test_api_projects_lists_projects_most_recently_active_first(
         limited = await http.get("/api/projects", params={"limit": 1})
         assert limited.json() == {"projects": projects[:1]}
         assert (await http.get("/api/projects", params={"limit": 0})).status_code == 422
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+TOKEN_KEY = "eventbridge.dashboard.token"
+OTHER_SECRET = "another-secret-" + "y" * 40
+
+
+@pytest.fixture
+async def jwt_bridge(bridge_settings: Callable[..., Settings]) -> AsyncIterator[RunningBridge]:
+    """A bridge that requires HS256 tokens of the test issuer (as in test_auth.py)."""
+    settings = bridge_settings(
+        auth="jwt", jwt_secret=tokens.SECRET, jwt_issuer=tokens.ISSUER, jwt_leeway=1.0
+    )
+    async with running_bridge(settings) as running:
+        yield running
+
+
+TOKEN_FORM_JS = """
+(() => {
+  const form = document.getElementById("token-form");
+  return {
+    shown: !form.hidden && form.getBoundingClientRect().height > 0,
+    code: form.dataset.code ?? null,
+    title: document.getElementById("token-title").textContent,
+    reason: document.getElementById("token-reason").textContent,
+    inputType: document.getElementById("token-input").type,
+    pill: document.getElementById("connection-text").textContent,
+  };
+})()
+"""
+
+
+async def token_form(page: Page) -> dict[str, Any]:
+    """What the token form shows (`shown` is false when it is hidden)."""
+    form: dict[str, Any] = await page.evaluate(TOKEN_FORM_JS)
+    return form
+
+
+async def wait_token_form(page: Page, code: str, timeout: float = 15) -> dict[str, Any]:
+    """Wait until the token form is shown for the refusal `code`; return what it shows."""
+    await page.wait_for(
+        "(() => { const form = document.getElementById('token-form');"
+        f" return !form.hidden && form.dataset.code === {json.dumps(code)}; }})()",
+        timeout=timeout,
+    )
+    return await token_form(page)
+
+
+async def enter_token(page: Page, token: str) -> None:
+    """Type `token` into the token field and press Enter, as a user pasting it would."""
+    await page.evaluate("document.getElementById('token-input').focus()")
+    await page.call("Input.insertText", {"text": token})
+    enter = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13}
+    await page.call("Input.dispatchKeyEvent", {"type": "keyDown", "text": "\r", **enter})
+    await page.call("Input.dispatchKeyEvent", {"type": "keyUp", **enter})
+
+
+async def open_asking_for_token(
+    browser: Browser, bridge: RunningBridge, project: str = PROJECT
+) -> Page:
+    """Open the dashboard of a bridge that requires tokens; wait for the token form."""
+    page = await browser.new_page()
+    await page.navigate(f"{bridge.http_url}/?project={project}", timeout=15)
+    await wait_token_form(page, "auth_required")
+    return page
+
+
+def where_is(token: str) -> str:
+    """A JavaScript expression: where the page keeps `token` (storage keys, the address)."""
+    return f"""
+(() => {{
+  const token = {json.dumps(token)};
+  const keys = (storage) =>
+    Object.keys(storage).filter((key) => storage.getItem(key).includes(token));
+  return {{ session: keys(sessionStorage), local: keys(localStorage),
+            url: location.href.includes(token) }};
+}})()
+"""
+
+
+async def test_a_bridge_that_requires_tokens_asks_for_one_then_shows_events(
+    browser: Browser, jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """A bridge that requires tokens gets a token form; a token for the project shows events."""
+    await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+    await publisher.agent_status(OTHER, agent_id="agent-9", status="running")
+    page = await open_asking_for_token(browser, jwt_bridge)
+    form = await token_form(page)
+    assert form["shown"]
+    assert form["title"] == "Token required"
+    assert "access token" in form["reason"]
+    assert form["inputType"] == "password"
+    assert form["pill"] == "Token needed"
+    assert await page.evaluate("window.dashboard.received") == []
+    assert await agent_card(page, "agent-1") is None
+
+    token = tokens.hs256(projects=[PROJECT], activity_feed=True)
+    await enter_token(page, token)
+    await wait_live(page)
+    assert not (await token_form(page))["shown"]
+    joins = await page.evaluate("window.dashboard.state.joins")
+    assert [join["room"] for join in joins] == [f"project:{PROJECT}", "activity-feed"]
+    grant = await page.evaluate("window.dashboard.state.auth.grant")
+    assert (grant["projects"], grant["activity_feed"], grant["anonymous"]) == (
+        [PROJECT],
+        True,
+        False,
+    )
+    published = [
+        await publisher.progress_update(PROJECT, agent_id="agent-1", progress=0.5),
+        await publisher.activity_created(None, actor="system", action="announced"),
+    ]
+    await page.wait_for(all_received_js(published), timeout=WAIT)
+    await wait_agent(page, "agent-1", percent="50%")
+    # /api/projects was asked with the token: the picker lists the granted project only.
+    await page.wait_for(
+        f"[...document.getElementById('project-select').options]"
+        f".some((option) => option.value === {json.dumps(PROJECT)})",
+        timeout=WAIT,
+    )
+    options = await page.evaluate(
+        "[...document.getElementById('project-select').options].map((option) => option.value)"
+    )
+    assert OTHER not in options, options
+    assert await page.evaluate(where_is(token)) == {
+        "session": [TOKEN_KEY],
+        "local": [],
+        "url": False,
+    }
+
+    await page.reload(timeout=15)
+    await wait_live(page)
+    assert not (await token_form(page))["shown"]
+    joins = await page.evaluate("window.dashboard.state.joins")
+    assert all(isinstance(join["since"], int) for join in joins), joins
+    assert_no_console_errors(page)
+
+
+async def test_a_refused_token_shows_why_and_nothing_else(
+    browser: Browser, jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """A token of another key, then an expired one, show the form with why, and no event."""
+    page = await open_asking_for_token(browser, jwt_bridge)
+    await enter_token(page, tokens.hs256(secret=OTHER_SECRET, activity_feed=True))
+    form = await wait_token_form(page, "invalid_token")
+    assert form["shown"]
+    assert form["title"] == "Token refused"
+    assert form["reason"] == "the token's signature does not verify"
+    assert form["pill"] == "Token needed"
+    assert await page.evaluate(f"sessionStorage.getItem({json.dumps(TOKEN_KEY)})") is None
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(ARTIFACTS / "dashboard-token.png")
+
+    await enter_token(page, tokens.hs256(exp=int(time.time()) - 120, activity_feed=True))
+    form = await wait_token_form(page, "token_expired")
+    assert form["title"] == "Token expired"
+    assert "expired" in form["reason"]
+    await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+    await asyncio.sleep(0.5)
+    assert await page.evaluate("window.dashboard.received") == []
+    assert await page.evaluate("window.dashboard.state.joins") == []
+    assert_no_console_errors(page)
+
+
+async def test_an_expired_token_asks_again_and_a_new_one_resumes_without_loss(
+    browser: Browser, jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """When the token expires the form says so; a new token shows every missed event, once."""
+    page = await open_asking_for_token(browser, jwt_bridge)
+    await enter_token(page, tokens.hs256(exp=int(time.time()) + 2, activity_feed=True))
+    await wait_live(page)
+    before = await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+    await page.wait_for(all_received_js([before]), timeout=WAIT)
+
+    form = await wait_token_form(page, "token_expired", timeout=10)
+    assert form["title"] == "Token expired"
+    assert "resumes where it stopped" in form["reason"]
+    assert form["pill"] == "Token needed"
+    missed = [
+        await publisher.progress_update(PROJECT, agent_id="agent-1", progress=0.6),
+        await publisher.activity_created(None, actor="system", action="announced"),
+        await publisher.activity_created(PROJECT, actor="alice", action="approved"),
+    ]
+    await enter_token(page, tokens.hs256(activity_feed=True))
+    await wait_live(page)
+    joins = await page.evaluate("window.dashboard.state.joins")
+    assert [join["room"] for join in joins] == [f"project:{PROJECT}", "activity-feed"]
+    assert all(isinstance(join["since"], int) for join in joins), joins
+    after = await publisher.progress_update(PROJECT, agent_id="agent-1", progress=0.9)
+    await page.wait_for(all_received_js([*missed, after]), timeout=WAIT)
+    await asyncio.sleep(0.3)  # room for a late duplicate to show itself
+    received: list[str] = await page.evaluate("window.dashboard.received")
+    assert Counter(received) == Counter(event.id for event in [before, *missed, after])
+    # The project room resumes first, then the feed: within each room, publish order.
+    in_project = [e.id for e in [before, *missed, after] if e.envelope["project_id"] == PROJECT]
+    assert [event_id for event_id in received if event_id in in_project] == in_project
+    assert await page.evaluate("window.dashboard.state.resyncs") == []
+    assert_no_console_errors(page)
+
+
+async def test_a_token_follows_only_what_it_grants(
+    browser: Browser, jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """A token for p1 without the feed: p2 is not allowed, p1 shows its events, the feed not."""
+    page = await open_asking_for_token(browser, jwt_bridge, OTHER)
+    await enter_token(page, tokens.hs256(projects=[PROJECT]))
+    form = await wait_token_form(page, "forbidden")
+    assert form["title"] == "Not allowed"
+    assert form["reason"] == f"this token does not grant project {OTHER}"
+
+    await page.evaluate(
+        f"document.getElementById('project-input').value = {json.dumps(PROJECT)};"
+        "document.getElementById('project-form').requestSubmit()"
+    )
+    await wait_live(page)
+    assert not (await token_form(page))["shown"]
+    joins = await page.evaluate("window.dashboard.state.joins")
+    assert [join["room"] for join in joins] == [f"project:{PROJECT}"]
+    global_activity = await publisher.activity_created(None, actor="system", action="announced")
+    mine = await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+    await page.wait_for(all_received_js([mine]), timeout=WAIT)
+    await asyncio.sleep(0.3)
+    assert global_activity.id not in await page.evaluate("window.dashboard.received")
+    feed = await page.evaluate("document.getElementById('feed').textContent")
+    assert feed == "Your token does not include the activity feed."
+    assert_no_console_errors(page)

@@ -2,8 +2,9 @@
 
 The scripts in tests/js are also the examples of docs/clients.md. These tests run them with
 `node`, publish events once the script has joined, and check that the script printed exactly
-those events, in order, under the contract's names. They need Node.js 20+ and
-`npm ci --prefix tests/js`; without them they fail, saying so.
+those events, in order, under the contract's names; against a bridge that requires tokens, the
+scripts get theirs from EVENTBRIDGE_TOKEN. They need Node.js 20+ and `npm ci --prefix tests/js`;
+without them they fail, saying so.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import os
 import shutil
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ import pytest
 
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
+from tests import tokens
 from tests.helpers import wait_for
 from tests.integration.conftest import RunningBridge, running_bridge
 
@@ -114,15 +117,16 @@ class NodeScript:
             raise AssertionError(f"{self.name} exited before {what}: {self._describe()}")
         return found
 
-    async def finish(self) -> list[Line]:
-        """Wait for the script to exit on its own; require success; return every line."""
+    async def finish(self, returncode: int = 0) -> list[Line]:
+        """Wait for the script to exit on its own with `returncode` (success unless told
+        otherwise); return every line."""
         try:
             await asyncio.wait_for(self.process.wait(), WAIT_SECONDS)
         except TimeoutError as exc:
             await self.stop()
             raise AssertionError(f"{self.name} did not exit: {self._describe()}") from exc
         await asyncio.gather(*self._readers)
-        assert self.process.returncode == 0, (
+        assert self.process.returncode == returncode, (
             f"{self.name} exited {self.process.returncode}: {self._describe()}"
         )
         return self.lines
@@ -136,10 +140,16 @@ class NodeScript:
         await asyncio.gather(*self._readers, return_exceptions=True)
 
 
-async def start_script(script: str, *args: str, timeout_ms: int = SCRIPT_TIMEOUT_MS) -> NodeScript:
-    """Start `node tests/js/<script> <args> --timeout <timeout_ms>`."""
+async def start_script(
+    script: str, *args: str, timeout_ms: int = SCRIPT_TIMEOUT_MS, token: str | None = None
+) -> NodeScript:
+    """Start `node tests/js/<script> <args> --timeout <timeout_ms>`, with EVENTBRIDGE_TOKEN set
+    to `token` (unset without one)."""
     node = node_executable()
     flags = await websocket_flags(node) if script == "websocket_client.mjs" else []
+    env = {name: value for name, value in os.environ.items() if name != "EVENTBRIDGE_TOKEN"}
+    if token is not None:
+        env["EVENTBRIDGE_TOKEN"] = token
     process = await asyncio.create_subprocess_exec(
         node,
         *flags,
@@ -148,6 +158,7 @@ async def start_script(script: str, *args: str, timeout_ms: int = SCRIPT_TIMEOUT
         "--timeout",
         str(timeout_ms),
         cwd=JS_DIR,
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -156,9 +167,12 @@ async def start_script(script: str, *args: str, timeout_ms: int = SCRIPT_TIMEOUT
 
 
 @asynccontextmanager
-async def node_script(script: str, *args: str) -> AsyncIterator[NodeScript]:
-    """Run a client script; kill it on the way out if it is still running."""
-    running = await start_script(script, *args)
+async def node_script(
+    script: str, *args: str, token: str | None = None
+) -> AsyncIterator[NodeScript]:
+    """Run a client script (with EVENTBRIDGE_TOKEN=`token`, if given); kill it on the way out if
+    it is still running."""
+    running = await start_script(script, *args, token=token)
     try:
         yield running
     finally:
@@ -254,11 +268,14 @@ def assert_socketio_events(lines: list[Line], expected: list[tuple[str, Publishe
 
 
 async def run_socketio_scenario(
-    bridge: RunningBridge, publisher: EventPublisher, transport_flags: list[str]
+    bridge: RunningBridge,
+    publisher: EventPublisher,
+    transport_flags: list[str],
+    token: str | None = None,
 ) -> list[Line]:
     """Run the Socket.IO script, publish the mix once it joined, return its output lines."""
     async with node_script(
-        "socketio_client.mjs", bridge.http_url, "p1", "11", *transport_flags
+        "socketio_client.mjs", bridge.http_url, "p1", "11", *transport_flags, token=token
     ) as script:
         await script.wait_for_line(lambda line: line.get("ack") == "join-activity-feed", "joining")
         if not transport_flags:
@@ -430,3 +447,92 @@ async def test_js_client_resumes_each_room_from_its_own_offset(
     notices = [line for line in lines if line.get("event") == "resync-required"]
     notices += [line for line in lines if line.get("type") == "resync_required"]
     assert notices == []
+
+
+# -- authentication ----------------------------------------------------------------------------
+
+OTHER_SECRET = "another-secret-" + "y" * 40
+
+
+@pytest.fixture
+async def jwt_bridge(bridge_settings: Callable[..., Settings]) -> AsyncIterator[RunningBridge]:
+    """A bridge that requires HS256 tokens of the test issuer (as in test_auth.py)."""
+    settings = bridge_settings(auth="jwt", jwt_secret=tokens.SECRET, jwt_issuer=tokens.ISSUER)
+    async with running_bridge(settings) as running:
+        yield running
+
+
+async def test_socketio_client_with_a_token_receives_its_rooms_events(
+    jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """socket.io-client sending its token as `auth: {token}` joins and gets its rooms' events."""
+    token = tokens.hs256(projects=["p1"], activity_feed=True)
+    lines = await run_socketio_scenario(jwt_bridge, publisher, [], token)
+    assert not [line for line in lines if "connect_error" in line]
+
+
+async def test_socketio_client_with_a_bad_token_gets_connect_error(
+    jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """socket.io-client with a token of another key gets connect_error code invalid_token."""
+    token = tokens.hs256(secret=OTHER_SECRET, projects=["p1"], activity_feed=True)
+    async with node_script("socketio_client.mjs", jwt_bridge.http_url, "p1", "1", token=token) as (
+        script
+    ):
+        await publisher.agent_status("p1", agent_id="a", status="running")
+        lines = await script.finish(returncode=1)
+    # Besides the refusal, only Engine.IO's transport lines (the upgrade may beat the refusal).
+    assert [line for line in lines if "transport" not in line and "upgrade" not in line] == [
+        {
+            "connect_error": {
+                "message": "the token's signature does not verify",
+                "data": {"code": "invalid_token"},
+            }
+        },
+    ]
+
+
+async def test_native_websocket_client_authenticates_first_and_receives_events(
+    jwt_bridge: RunningBridge, publisher: EventPublisher
+) -> None:
+    """The WebSocket client sends its token first, is authenticated, and gets its events."""
+    token = tokens.hs256(projects=["p1"], activity_feed=True)
+    async with node_script(
+        "websocket_client.mjs", jwt_bridge.ws_url, "p1", "11", token=token
+    ) as script:
+        await script.wait_for_line(lambda line: line.get("type") == "pong", "the first pong")
+        expected = await publish_mix(publisher, "p1")
+        lines = await script.finish()
+
+    authenticated, *rest = lines
+    assert authenticated == {
+        "type": "authenticated",
+        "subject": "user-1",
+        "projects": ["p1"],
+        "activity_feed": True,
+        "expires_at": authenticated["expires_at"],
+        "anonymous": False,
+    }
+    assert [line["type"] for line in rest[:3]] == ["subscribed", "subscribed", "pong"]
+    assert [line["room"] for line in rest[:2]] == ["project:p1", "activity-feed"]
+    frames = [line for line in lines if "id" in line]
+    assert [without_offset(frame) for frame in frames] == [event.envelope for _, event in expected]
+
+
+async def test_native_websocket_client_with_a_refused_token_stops(
+    jwt_bridge: RunningBridge,
+) -> None:
+    """The WebSocket client whose token has expired is told why and closed with 4401."""
+    token = tokens.hs256(exp=int(tokens.claims()["iat"]) - 120)
+    async with node_script(
+        "websocket_client.mjs", jwt_bridge.ws_url, "p1", "1", token=token
+    ) as script:
+        lines = await script.finish(returncode=1)
+    assert lines == [
+        {
+            "type": "request_error",
+            "code": "token_expired",
+            "message": "the token has expired",
+            "request": "auth",
+        }
+    ]

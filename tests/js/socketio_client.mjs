@@ -13,12 +13,19 @@
 //   --emit            after joining, send new-activity, step-updated and step-completed
 //   --timeout <ms>    give up, exiting 1, if the events have not all arrived by then (15000)
 //
+// Environment:
+//   EVENTBRIDGE_TOKEN  a JWT for a bridge that requires tokens (EVENTBRIDGE_AUTH=jwt); sent in the
+//                      handshake's `auth` payload, {token}, on every (re)connect. Not an option:
+//                      command lines show up in `ps` and shell history. Never put it in the URL.
+//
 // Output: one JSON line per thing that happens, in order.
 //   {"transport": "polling"}                          connected (and on every reconnect)
 //   {"upgrade": "websocket"}                          the connection moved to another transport
 //   {"ack": "join-project", "payload": {...}}         a join's acknowledgement
 //   {"ack": "new-activity", "sent": {...}, "payload": {...}}   an emit's acknowledgement
 //   {"event": "agent_status", "payload": {...}}       an event: the envelope plus its `offset`
+//   {"connect_error": {"message": "...", "data": {"code": "invalid_token"}}}   the bridge refused
+//                                                     the token (then it exits 1)
 // It exits 0 once <event-count> events arrived (with --emit: and its emits were acknowledged). An
 // event a catch-up repeats (already processed in its room, see below) is printed but not counted.
 
@@ -40,6 +47,11 @@ if (positionals.length !== 3) {
 }
 const [bridgeUrl, projectId, countText] = positionals;
 const expectedEvents = Number(countText);
+
+// A bridge with EVENTBRIDGE_AUTH=jwt wants a token; an anonymous bridge needs none.
+const token = process.env.EVENTBRIDGE_TOKEN || null;
+// The refusal codes of a handshake's token (err.data.code of `connect_error`).
+const AUTH_CODES = new Set(["auth_required", "invalid_token", "token_expired"]);
 
 // The Socket.IO name of each event type (CONTRACT.md section 4): the type itself, except the
 // three collaboration events, which use dashes.
@@ -111,7 +123,14 @@ if (options["websocket-only"]) {
 } else if (options["polling-only"]) {
   transports = ["polling"];
 }
-const socket = io(bridgeUrl, { transports, reconnectionDelayMax: 5000 });
+const socket = io(bridgeUrl, {
+  transports,
+  reconnectionDelayMax: 5000,
+  // Sent in the handshake of every connect and reconnect. A function, not an object, so that each
+  // reconnect can send a fresh token: a browser would ask its auth service for one here (this
+  // script has only the one from its environment). Without a token: {} (anonymous bridge).
+  auth: (send) => send(token ? { token } : {}),
+});
 
 let eventsReceived = 0;
 // With --emit, the script also waits for its own acknowledgements: an emitted event can come back
@@ -265,7 +284,9 @@ socket.on("resync-required", ({ room, reason, epoch: newEpoch, offset }) => {
   stateUpTo[room] = offset;
 });
 
-// The bridge is about to disconnect this client (for instance: too slow to keep up).
+// The bridge is about to disconnect this client (for instance: too slow to keep up; or
+// `token_expired`: the token expired, the reconnect below needs a fresh one and resumes each room
+// from its offset).
 socket.on("bridge-disconnect", ({ reason }) => console.error(`bridge disconnects us: ${reason}`));
 
 socket.on("disconnect", (reason) => {
@@ -276,4 +297,13 @@ socket.on("disconnect", (reason) => {
   }
 });
 
-socket.on("connect_error", (error) => console.error(`cannot connect yet: ${error.message}`));
+socket.on("connect_error", (error) => {
+  // The bridge refused the token: err.data.code says why, err.message in a sentence. The client
+  // does not retry such a refusal by itself, and the same token would be refused again.
+  if (error.data && AUTH_CODES.has(error.data.code)) {
+    print({ connect_error: { message: error.message, data: error.data } });
+    finish(1);
+    return;
+  }
+  console.error(`cannot connect yet: ${error.message}`); // network trouble: it retries
+});

@@ -8,14 +8,21 @@
 //   node --experimental-websocket websocket_client.mjs <bridge-ws-url> <project-id> <event-count>
 //        [--timeout <ms>] [--ping-interval <ms>]
 //
+// Environment: EVENTBRIDGE_TOKEN, a JWT for a bridge that requires tokens (EVENTBRIDGE_AUTH=jwt).
+// The client then sends {"type": "auth", "token": ...} as the FIRST message of every connection
+// and subscribes once the bridge answers `authenticated`. (Not an option: command lines show up
+// in `ps` and shell history. Never put a token in the URL.)
+//
 // <bridge-ws-url> is the bridge's base URL, e.g. ws://127.0.0.1:8000; the client connects to
 // /ws and subscribes to the project's room and to the activity feed. (Connecting to
 // /ws/ai/<project-id> instead subscribes to that project at once, without a message.)
 //
 // Output: every frame the bridge sends, one JSON line each, in order: the replies
-// (`subscribed`, `pong`, `request_error`, `resync_required`) and the events (the envelope plus its
-// `offset`). It exits 0 once <event-count> events arrived, 1 on timeout (default 15000 ms). An
-// event a catch-up repeats (already processed in its room, see below) is printed but not counted.
+// (`authenticated`, `subscribed`, `pong`, `request_error`, `resync_required`) and the events (the
+// envelope plus its `offset`). It exits 0 once <event-count> events arrived, 1 on timeout (default
+// 15000 ms), on a refused request, or when the bridge refuses the token or the token expires
+// (close code 4401). An event a catch-up repeats (already processed in its room, see below) is
+// printed but not counted.
 
 import { parseArgs } from "node:util";
 
@@ -36,6 +43,11 @@ if (typeof WebSocket === "undefined") {
 }
 const [bridgeUrl, projectId, countText] = positionals;
 const expectedEvents = Number(countText);
+
+// A bridge with EVENTBRIDGE_AUTH=jwt wants a token; an anonymous bridge needs none.
+const token = process.env.EVENTBRIDGE_TOKEN || null;
+// The close code of a connection whose token was refused or has expired.
+const AUTH_CLOSE_CODE = 4401;
 
 function print(line) {
   console.log(JSON.stringify(line));
@@ -101,14 +113,13 @@ function connect() {
   socket = new WebSocket(`${bridgeUrl}/ws`);
 
   socket.addEventListener("open", () => {
-    // Subscribe to the rooms, each resuming after its own offset when it has one. The bridge
-    // handles a connection's messages in order: the project room is joined first.
-    send(subscribeMessage(PROJECT_ROOM));
-    send(subscribeMessage(FEED_ROOM));
-    // A ping now and then keeps proxies from closing an idle connection; the first pong also
-    // shows the connection works end to end.
-    send({ type: "ping" });
-    pinger = setInterval(() => send({ type: "ping" }), Number(options["ping-interval"]));
+    if (token) {
+      // The FIRST message authenticates; the rest follows the `authenticated` reply (see handle).
+      // (A long-running client would fetch a fresh token here on every reconnect.)
+      send({ type: "auth", token });
+    } else {
+      start(); // an anonymous bridge
+    }
   });
 
   socket.addEventListener("message", (message) => {
@@ -130,9 +141,30 @@ function connect() {
     setTimeout(connect, 1000);
   }
   // The close code says why (1013: too slow to keep up, 1012: the bridge restarts); either way,
-  // reconnect and resume each room from its offset.
-  socket.addEventListener("close", (close) => reconnect(`closed: ${close.code} ${close.reason}`));
+  // reconnect and resume each room from its offset. But 4401, the token was refused or expired
+  // (reason "<code>: <message>"): the same token would be refused again. A long-running client
+  // gets a fresh one and reconnects, resuming each room from its offset; this script stops.
+  socket.addEventListener("close", (close) => {
+    if (close.code === AUTH_CLOSE_CODE) {
+      console.error(`the bridge refused the token: ${close.reason}`);
+      finish(1);
+      return;
+    }
+    reconnect(`closed: ${close.code} ${close.reason}`);
+  });
   socket.addEventListener("error", () => reconnect("connection failed"));
+}
+
+// Subscribe to the rooms, each resuming after its own offset when it has one, and start pinging:
+// at once on an anonymous bridge, after the `authenticated` reply on one that wants a token.
+function start() {
+  // The bridge handles a connection's messages in order: the project room is joined first.
+  send(subscribeMessage(PROJECT_ROOM));
+  send(subscribeMessage(FEED_ROOM));
+  // A ping now and then keeps proxies from closing an idle connection; the first pong also
+  // shows the connection works end to end.
+  send({ type: "ping" });
+  pinger = setInterval(() => send({ type: "ping" }), Number(options["ping-interval"]));
 }
 
 // The room an event is counted in: the project room if it is the project's, else the feed. (An
@@ -179,6 +211,13 @@ function handle(frame) {
     return;
   }
   switch (frame.type) {
+    case "authenticated":
+      // {type, subject, projects: [...] | "*", activity_feed, expires_at, anonymous}: the token
+      // was accepted. It grants the rooms listed (a token without activity_feed: true cannot join
+      // the feed: that subscribe would be refused with `forbidden`); at `expires_at` the bridge
+      // closes the connection (4401, token_expired).
+      start();
+      break;
     case "subscribed":
       // {type, room, epoch, offset}. A fresh subscription delivers the room's current state
       // (offsets up to this `offset`), then the live events newer than it: it becomes the room's
