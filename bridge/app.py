@@ -15,7 +15,7 @@ from bridge.health import health_routes
 from bridge.origins import OriginPolicy
 from bridge.service import BridgeService
 from bridge.subscriptions import Subscriptions
-from bridge.transports.socketio import SocketIOTransport
+from bridge.transports.socketio import SocketIOTransport, engineio_frame_guard
 from bridge.transports.websocket import WebSocketHandler, websocket_routes
 
 
@@ -47,4 +47,5 @@ def create_app(service: BridgeService, authenticator: Authenticator | None = Non
     api.include_router(project_routes(service, authenticator))
     api.include_router(dashboard_routes())
     sio = SocketIOTransport(service, subscriptions, origins, authenticator)
-    return socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")
+    sio_app = socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")
+    return engineio_frame_guard(sio_app)

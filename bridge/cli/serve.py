@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bridge.app import create_app
 from bridge.auth import Authenticator, check_exposure
@@ -45,6 +46,45 @@ def add_parser(commands: Any, name: str) -> None:
     parser.set_defaults(handler=run)
 
 
+MAX_REQUEST_HEAD_BYTES = 65_536
+"""Largest request line plus headers a client may send (nginx allows 32 KiB by default)."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request head larger than 64 KiB with HTTP 400.
+
+    httptools buffers an unfinished header line or URL without limit, so one client sending a
+    header that never ends could use any amount of memory; h11 has a limit but holds garbage
+    without a line end until it arrives, where httptools refuses it at the first wrong byte.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._in_head = True
+
+    def data_received(self, data: bytes) -> None:
+        """Count what arrives while a request head is being read; refuse past the limit."""
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+                self.logger.warning("Request head larger than %d bytes", MAX_REQUEST_HEAD_BYTES)
+                self.send_400_response("Request head too large.")
+                return
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        """A new request: its head starts now."""
+        super().on_message_begin()
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        """The head is complete: the body, if any, is not counted."""
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+
 def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
     """The HTTP server's configuration for the bridge."""
     return uvicorn.Config(
@@ -52,6 +92,7 @@ def uvicorn_config(app: Any, settings: Settings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         lifespan="on",
+        http=BoundedHttpToolsProtocol,
         log_config=None,
         access_log=False,  # access logs would print query strings verbatim
         ws_per_message_deflate=settings.ws_compression,

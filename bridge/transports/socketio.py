@@ -19,8 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import engineio
 import socketio
 from socketio import packet
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bridge.auth import INVALID_TOKEN, Authenticator, AuthError
 from bridge.client_events import CLIENT_EVENTS, build_client_event
@@ -47,10 +49,45 @@ ENGINEIO_BACKLOG = 256
 one client can hold there, and large enough not to throttle a catch-up)."""
 
 
+class BoundedEngineIO(engineio.AsyncServer):  # type: ignore[misc]
+    """Engine.IO's server, ending a session without waiting for the client to collect it.
+
+    python-engineio's `disconnect(sid)` waits until the CLOSE packet has been sent; a
+    long-polling client that is not polling right then (one whose oversized or binary POST the
+    server answers by disconnecting) never collects it, so the request and the session would
+    hang for ever. Here the session is closed and forgotten at once, and its writer is told to
+    stop: a WebSocket gets the CLOSE packet and is closed, a waiting poll gets the CLOSE packet.
+    """
+
+    async def disconnect(self, sid: str | None = None) -> None:
+        """End one session (or all, as python-engineio does)."""
+        if sid is None:
+            await super().disconnect()
+            return
+        socket = self.sockets.pop(sid, None)
+        if socket is None:
+            return
+        await socket.close(wait=False, reason=self.reason.SERVER_DISCONNECT)
+        socket.queue.put_nowait(None)
+
+
+MalformedHandler = Callable[[str], Awaitable[None]]
+"""Called with the Engine.IO session id of a client that sent a packet that cannot be decoded."""
+
+
 class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
-    """python-socketio's server, refusing binary attachments (they would be buffered unbounded)."""
+    """python-socketio's server, refusing binary attachments (they would be buffered unbounded)
+    and handling packets it cannot decode itself (python-socketio would log a traceback for
+    each: a client could write ~700 bytes of log per 5-byte packet)."""
+
+    on_malformed: MalformedHandler | None = None
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return BoundedEngineIO
 
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
+        if eio_sid not in self.eio.sockets:
+            return  # the session was ended; what it still sends is dropped
         if isinstance(data, bytes) or data[:1] in ("5", "6") or eio_sid in self._binary_packet:
             logger.warning(
                 "closing Socket.IO client %s: binary attachments are not accepted", eio_sid
@@ -58,7 +95,32 @@ class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
             self._binary_packet.pop(eio_sid, None)
             await self.eio.disconnect(eio_sid)
             return
-        await super()._handle_eio_message(eio_sid, data)
+        pkt = self._decode(data)
+        if pkt is None:
+            logger.debug("malformed Socket.IO packet from %s", eio_sid)
+            if self.on_malformed is not None:
+                await self.on_malformed(eio_sid)
+            return
+        if pkt.packet_type == packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif pkt.packet_type == packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif pkt.packet_type == packet.EVENT:
+            await self._handle_event(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        elif pkt.packet_type == packet.ACK:
+            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+        # CONNECT_ERROR is for servers to send; from a client it means nothing
+
+    def _decode(self, data: str) -> Any:
+        """The packet, or None when it is malformed (not decodable, or an event without a name
+        list)."""
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except (ValueError, TypeError, KeyError, IndexError, RecursionError):
+            return None
+        if pkt.packet_type == packet.EVENT and not (isinstance(pkt.data, list) and pkt.data):
+            return None
+        return pkt
 
     async def _handle_event(
         self, eio_sid: str, namespace: str | None, id: int | None, data: list[Any]
@@ -113,6 +175,10 @@ class SocketIOConnection(ClientConnection):
         with contextlib.suppress(Exception):
             await self._server.emit("bridge-disconnect", {"reason": reason}, to=self.id)
             await self._server.disconnect(self.id)
+        # End the Engine.IO session too, so the client cannot simply connect `/` again on it
+        # (with a fresh rate limit, say); it has to start over.
+        with contextlib.suppress(Exception):
+            await self._server.eio.disconnect(self._eio_sid)
 
 
 def _after_ack(then: Continuation) -> None:
@@ -183,6 +249,7 @@ class SocketIOTransport:
             ping_timeout=settings.ping_timeout,
         )
         self._connections: dict[str, SocketIOConnection] = {}
+        self.server.on_malformed = self._on_malformed
         self.server.on("connect", self._on_connect)
         self.server.on("disconnect", self._on_disconnect)
         self.server.on("join-project", self._limited(self._join_project))
@@ -220,6 +287,16 @@ class SocketIOTransport:
         if connection is not None:
             self._service.rooms.remove(connection)
             await connection.stop()
+
+    async def _on_malformed(self, eio_sid: str) -> None:
+        """A packet that cannot be decoded counts against its connection's rate limit (so a
+        stream of them is a flood); before the connection exists it ends the session."""
+        sid = self.server.manager.sid_from_eio_sid(eio_sid, "/")
+        connection = self._connections.get(sid) if sid is not None else None
+        if connection is None:
+            await self.server.eio.disconnect(eio_sid)
+            return
+        self._admit(sid)
 
     def _admit(self, sid: str) -> dict[str, Any] | None:
         """Count one event against its connection's rate limit: None to handle it, else the
@@ -324,3 +401,37 @@ class SocketIOTransport:
             ]
         )
         return _error(RequestError("unknown_event", f"unknown event {shown}; use one of: {known}"))
+
+
+ENGINEIO_PACKET_TYPES = frozenset("0123456789")
+"""What an Engine.IO text frame may start with: python-engineio parses one digit (and ignores
+the packet types it does not know), anything else crashes its handler."""
+
+
+def engineio_frame_guard(app: ASGIApp) -> ASGIApp:
+    """Wrap the Socket.IO ASGI app so that a WebSocket frame to `/socket.io/` that Engine.IO
+    cannot parse (empty, or not starting with a packet type) closes that connection cleanly.
+
+    python-engineio raises on such a frame outside its own error handling: the ASGI task dies
+    and the session stays registered, in its rooms, until the ping timeout (~45 s) notices.
+    """
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or not scope["path"].startswith("/socket.io"):
+            await app(scope, receive, send)
+            return
+
+        async def receive_parsable() -> Message:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                text, data = message.get("text"), message.get("bytes")
+                if (text is not None and text[:1] not in ENGINEIO_PACKET_TYPES) or (
+                    text is None and not data
+                ):
+                    logger.info("closing a Socket.IO WebSocket: a frame that is not Engine.IO")
+                    return {"type": "websocket.disconnect", "code": 1002}
+            return message
+
+        await app(scope, receive_parsable, send)
+
+    return guarded
