@@ -929,9 +929,7 @@ async def test_malformed_packets_are_not_amplified_into_the_log(
             return client
 
     log_start = abused.log_size()
-    [flooder], figures = await attack(
-        abused, bystanders, "malformed packets vs the log", sender()
-    )
+    [flooder], figures = await attack(abused, bystanders, "malformed packets vs the log", sender())
     logged = abused.log_size() - log_start
     print(f"  {count} packets of {len(packet)} bytes: the bridge logged {logged} bytes")
     assert ("bridge-disconnect", {"reason": "flooding"}) in flooder.events()
