@@ -16,6 +16,7 @@ from bridge.origins import OriginPolicy
 from bridge.service import BridgeService
 from bridge.subscriptions import Subscriptions
 from bridge.transports.socketio import SocketIOTransport, engineio_frame_guard
+from bridge.transports.sockets import tracking_transports
 from bridge.transports.websocket import WebSocketHandler, websocket_routes
 
 
@@ -48,4 +49,4 @@ def create_app(service: BridgeService, authenticator: Authenticator | None = Non
     api.include_router(dashboard_routes())
     sio = SocketIOTransport(service, subscriptions, origins, authenticator)
     sio_app = socketio.ASGIApp(sio.server, other_asgi_app=api, socketio_path="socket.io")
-    return engineio_frame_guard(sio_app)
+    return tracking_transports(engineio_frame_guard(sio_app))

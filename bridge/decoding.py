@@ -37,6 +37,10 @@ class DeadLetter:
     error: str
 
 
+EVENT_OVERHEAD_BYTES = 400
+"""What an `Event` costs besides its two frames: the object, its id, type and room strings."""
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """A validated event at its place in the log, ready to deliver.
@@ -61,6 +65,11 @@ class Event:
     json_frame: str
     socketio_frame: str
     replayed: bool = False
+
+    @property
+    def size(self) -> int:
+        """About how many bytes of memory holding this event costs (both frames and the rest)."""
+        return len(self.json_frame) + len(self.socketio_frame) + EVENT_OVERHEAD_BYTES
 
 
 def first_error(exc: ValidationError) -> str:

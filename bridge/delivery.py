@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable
@@ -23,6 +25,9 @@ from bridge.decoding import Event
 logger = logging.getLogger(__name__)
 
 SLOW_CONSUMER = "slow_consumer"
+DEFAULT_OUTBOX_BYTES = 8 * 1024 * 1024
+CLOSE_GRACE = 5.0
+"""Seconds a client the bridge closes has to let the connection close before it is aborted."""
 COALESCE_FRACTION = 2
 """Superseded progress updates are dropped once live frames fill 1/COALESCE_FRACTION of a
 client's queue limit (a catch-up in progress does not count)."""
@@ -52,6 +57,7 @@ class Subscription:
     covered_after: int
     joined: int = 0
     pending: list[Event] | None = field(default=None)
+    pending_bytes: int = 0
 
 
 class ClientConnection(ABC):
@@ -59,11 +65,16 @@ class ClientConnection(ABC):
 
     transport: ClassVar[str]
 
-    def __init__(self, connection_id: str, *, limit: int) -> None:
+    def __init__(
+        self, connection_id: str, *, limit: int, max_bytes: int = DEFAULT_OUTBOX_BYTES
+    ) -> None:
         self.id = connection_id
         self.rooms: dict[str, Subscription] = {}
         self._limit = limit
-        self._queue: deque[tuple[int, str, CoalesceKey | None]] = deque()
+        self._max_bytes = max_bytes
+        self._live_bytes = 0
+        # (sequence, frame, coalesce key, bytes it counts against max_bytes: 0 for a backlog)
+        self._queue: deque[tuple[int, str, CoalesceKey | None, int]] = deque()
         self._newest: dict[CoalesceKey, int] = {}
         self._superseded: set[int] = set()
         self._pushed = 0
@@ -139,7 +150,11 @@ class ClientConnection(ABC):
         subscription = self.rooms[room]
         if subscription.pending is not None:
             subscription.pending.append(event)
-            if len(subscription.pending) > self._limit:
+            subscription.pending_bytes += len(self.frame(event))
+            if (
+                len(subscription.pending) > self._limit
+                or subscription.pending_bytes > self._max_bytes
+            ):
                 self.push_overflow()
             return
         self.push(self.frame(event), coalesce_key(event))
@@ -157,7 +172,7 @@ class ClientConnection(ABC):
         if self._closed:
             return
         for frame in frames:
-            self._queue.append((self._pushed, frame, None))
+            self._queue.append((self._pushed, frame, None, 0))
             self._pushed += 1
         self._backlog_until = self._pushed
         self._wakeup.set()
@@ -168,6 +183,7 @@ class ClientConnection(ABC):
         if subscription is None or subscription.pending is None:
             return
         held, subscription.pending = subscription.pending, None
+        subscription.pending_bytes = 0
         for event in held:
             self.push(self.frame(event), coalesce_key(event))
 
@@ -186,10 +202,11 @@ class ClientConnection(ABC):
             if older is not None:
                 self._superseded.add(older)
                 queued -= 1
-        if queued >= self._limit + backlog:
+        if queued >= self._limit + backlog or self._live_bytes + len(frame) > self._max_bytes:
             self.push_overflow()
             return
-        self._queue.append((self._pushed, frame, key))
+        self._live_bytes += len(frame)
+        self._queue.append((self._pushed, frame, key, len(frame)))
         if key is not None:
             self._newest[key] = self._pushed
         self._pushed += 1
@@ -200,15 +217,20 @@ class ClientConnection(ABC):
         if self._closed:
             return
         logger.warning(
-            "disconnecting %s client %s: more than %d events queued, it is not reading",
+            "disconnecting %s client %s: more than %d events or %d bytes queued, it is not reading",
             self.transport,
             self.id,
             self._limit,
+            self._max_bytes,
         )
         self.close_soon(SLOW_CONSUMER)
 
+    def tcp_transport(self) -> asyncio.Transport | None:
+        """The TCP connection under this client's WebSocket, when known (see `close`)."""
+        return None
+
     def close_soon(self, reason: str) -> None:
-        """Stop writing at once and disconnect the client with `reason` in the background.
+        """Stop writing at once and close the connection with `reason` in the background.
 
         For callers that must not wait (the router, a request handler of this very client).
         """
@@ -216,15 +238,42 @@ class ClientConnection(ABC):
             return
         self._closed = True
         self._forget_queue()
-        self._closing = asyncio.create_task(self.disconnect(reason), name=f"close-{self.id}")
+        self._closing = asyncio.create_task(self.close(reason), name=f"close-{self.id}")
         self._closing.add_done_callback(_log_failure)
+
+    async def close(self, reason: str) -> None:
+        """Stop writing, tell the client why and close; a client that has not let its
+        connection close within `CLOSE_GRACE` seconds (one that stopped reading never takes the
+        close frame) has its TCP connection aborted, so it holds no socket or buffer."""
+        self._closed = True
+        self._forget_queue()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CLOSE_GRACE):
+                await self.disconnect(reason)
+                while (transport := self.tcp_transport()) is not None:
+                    if transport.is_closing():
+                        return
+                    await asyncio.sleep(0.1)
+                return
+        transport = self.tcp_transport()
+        if transport is not None and not transport.is_closing():
+            logger.info(
+                "aborting the connection of %s client %s: it did not take its close (%s) "
+                "within %g s",
+                self.transport,
+                self.id,
+                reason,
+                CLOSE_GRACE,
+            )
+            reset(transport)
 
     async def _write_loop(self) -> None:
         while not self._closed:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue and not self._closed:
-                sequence, frame, key = self._queue.popleft()
+                sequence, frame, key, counted = self._queue.popleft()
+                self._live_bytes -= counted
                 self._written += 1
                 if key is not None and self._newest.get(key) == sequence:
                     del self._newest[key]
@@ -235,6 +284,7 @@ class ClientConnection(ABC):
 
     def _forget_queue(self) -> None:
         self._queue.clear()
+        self._live_bytes = 0
         self._newest.clear()
         self._superseded.clear()
 
@@ -253,3 +303,14 @@ class ClientConnection(ABC):
 def _log_failure(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.warning("closing a client failed", exc_info=task.exception())
+
+
+def reset(transport: asyncio.Transport) -> None:
+    """Abort a TCP connection with a reset, dropping what the kernel still holds for the peer
+    (a plain close would keep unsent bytes queued, retried for minutes, to a peer not reading).
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

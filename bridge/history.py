@@ -1,7 +1,8 @@
 """Recent history in memory: per-room event buffers and the last value of each piece of state.
 
-- `RoomBuffers` keeps the newest events of every room, bounded by one global event budget with
-  first-in-first-out eviction, so every room's buffer is complete for offsets above one `floor`.
+- `RoomBuffers` keeps the newest events of every room, bounded by one global budget (events
+  and bytes) with first-in-first-out eviction, so every room's buffer is complete for offsets
+  above one `floor`.
   Short resumes are served from here without touching the broker.
 - `LastValues` keeps the latest `agent_status` and `progress_update` of each agent and the latest
   `deployment_status` of each deployment, per project: the snapshot a fresh join receives.
@@ -21,14 +22,16 @@ class TooManyEventsError(Exception):
 
 
 class RoomBuffers:
-    """The newest events of every room, at most `budget` events in all.
+    """The newest events of every room, at most `budget` events and `max_bytes` bytes in all.
 
     Attributes:
         floor: every room's buffer holds every event of that room with an offset above this.
     """
 
-    def __init__(self, budget: int) -> None:
+    def __init__(self, budget: int, max_bytes: int = 2**62) -> None:
         self._budget = budget
+        self._max_bytes = max_bytes
+        self.bytes = 0
         self._order: deque[Event] = deque()
         self._rooms: dict[str, deque[Event]] = {}
         self.floor = -1
@@ -40,6 +43,7 @@ class RoomBuffers:
         """Forget everything; the buffers are complete above `floor` from now on."""
         self._order.clear()
         self._rooms.clear()
+        self.bytes = 0
         self.floor = floor
 
     def record(self, event: Event) -> None:
@@ -47,13 +51,15 @@ class RoomBuffers:
         if not event.rooms:
             return
         self._order.append(event)
+        self.bytes += event.size
         for room in event.rooms:
             buffer = self._rooms.get(room)
             if buffer is None:
                 self._rooms[room] = buffer = deque()
             buffer.append(event)
-        while len(self._order) > self._budget:
+        while self._order and (len(self._order) > self._budget or self.bytes > self._max_bytes):
             oldest = self._order.popleft()
+            self.bytes -= oldest.size
             for room in oldest.rooms:
                 buffer = self._rooms[room]
                 buffer.popleft()
@@ -88,11 +94,13 @@ class RoomBuffers:
 
 
 class LastValues:
-    """The latest state events per project, at most `capacity` entries (least recently updated
-    entries are evicted first)."""
+    """The latest state events per project, at most `capacity` entries and `max_bytes` bytes
+    (least recently updated entries are evicted first)."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int = 2**62) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self.bytes = 0
         self._entries: OrderedDict[tuple[str, str, str], Event] = OrderedDict()
         self._projects: dict[str, dict[tuple[str, str, str], Event]] = {}
 
@@ -103,17 +111,25 @@ class LastValues:
         """Forget everything (the log was re-created)."""
         self._entries.clear()
         self._projects.clear()
+        self.bytes = 0
 
     def record(self, event: Event) -> None:
         """Keep the event if it is the newest state of its agent or deployment."""
         if event.subject is None or event.project_id is None or event.replayed:
             return  # a replay shows history again; it does not roll state back
         key = (event.project_id, event.type, event.subject)
+        replaced = self._entries.get(key)
+        if replaced is not None:
+            self.bytes -= replaced.size
         self._entries[key] = event
+        self.bytes += event.size
         self._entries.move_to_end(key)
         self._projects.setdefault(event.project_id, {})[key] = event
-        while len(self._entries) > self._capacity:
-            (project, *_), _ = old = self._entries.popitem(last=False)
+        while self._entries and (
+            len(self._entries) > self._capacity or self.bytes > self._max_bytes
+        ):
+            (project, *_), evicted = old = self._entries.popitem(last=False)
+            self.bytes -= evicted.size
             entries = self._projects[project]
             del entries[old[0]]
             if not entries:

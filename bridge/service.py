@@ -50,8 +50,8 @@ class BridgeService:
         self.settings = settings
         self.names = topology.Names(settings.prefix)
         self.rooms = Rooms()
-        self.history = RoomBuffers(settings.history_max_events)
-        self.state = LastValues(settings.state_max_entries)
+        self.history = RoomBuffers(settings.history_max_events, settings.history_max_bytes)
+        self.state = LastValues(settings.state_max_entries, settings.state_max_bytes)
         self.resumer = Resumer(self)
         self.amqp_connection: AbstractConnection | None = None
         self.epoch = ""

@@ -61,11 +61,23 @@ class Settings(BaseSettings):
         description="Recent events kept in memory (all rooms together) to serve short resumes "
         "without reading the log.",
     )
+    history_max_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=0,
+        description="Bytes of memory the recent-events buffer may use (both frames of each "
+        "event); the oldest events are dropped first, and resumes beyond it read the log.",
+    )
     state_max_entries: int = Field(
         100_000,
         ge=0,
         description="Latest-state entries (agent status, progress, deployment status) kept for "
         "snapshots; the least recently updated are dropped first.",
+    )
+    state_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=0,
+        description="Bytes of memory the latest-state entries may use; the least recently "
+        "updated are dropped first.",
     )
     catchup_max_events: int = Field(
         10_000,
@@ -86,6 +98,12 @@ class Settings(BaseSettings):
         2_000,
         ge=10,
         description="Events queued for one client connection before it is disconnected as slow.",
+    )
+    outbox_max_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=65_536,
+        description="Bytes of live events queued for one client connection before it is "
+        "disconnected as slow (a catch-up in progress does not count).",
     )
     publish_timeout: float = Field(
         10.0, gt=0, description="Seconds to wait for the broker to confirm one publish."

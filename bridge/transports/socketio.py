@@ -34,6 +34,7 @@ from bridge.origins import OriginPolicy
 from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields
+from bridge.transports.sockets import current_transport, engineio_transport
 from schemas.routing import ACTIVITY_FEED, project_room
 
 logger = logging.getLogger(__name__)
@@ -144,11 +145,18 @@ class SocketIOConnection(ClientConnection):
 
     transport = "socketio"
 
-    def __init__(self, server: socketio.AsyncServer, sid: str, *, limit: int, rate: float) -> None:
-        super().__init__(sid, limit=limit)
+    def __init__(
+        self, server: socketio.AsyncServer, sid: str, *, limit: int, max_bytes: int, rate: float
+    ) -> None:
+        super().__init__(sid, limit=limit, max_bytes=max_bytes)
         self._server = server
         self._eio_sid: str = server.manager.eio_sid_from_sid(sid, "/")
+        self._tcp = current_transport()  # a session opened over WebSocket
         self.limiter = RateLimiter(rate)
+
+    def tcp_transport(self) -> asyncio.Transport | None:
+        """The TCP connection under this session's WebSocket (None while long-polling)."""
+        return engineio_transport(self._eio_sid) or self._tcp
 
     def frame(self, event: Event) -> str:
         """The Socket.IO EVENT packet for this event."""
@@ -275,6 +283,7 @@ class SocketIOTransport:
             self.server,
             sid,
             limit=settings.outbox_size,
+            max_bytes=settings.outbox_max_bytes,
             rate=settings.max_messages_per_second,
         )
         self._connections[sid] = connection

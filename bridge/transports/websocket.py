@@ -28,6 +28,7 @@ from bridge.origins import OriginPolicy, origin_of
 from bridge.resume import Continuation
 from bridge.service import BridgeService
 from bridge.subscriptions import JoinRequest, Subscriptions, project_room_of, resume_fields, room_of
+from bridge.transports.sockets import current_transport
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +51,14 @@ class WebSocketConnection(ClientConnection):
 
     transport = "websocket"
 
-    def __init__(self, websocket: WebSocket, *, limit: int) -> None:
-        super().__init__(f"ws-{next(_ids)}", limit=limit)
+    def __init__(self, websocket: WebSocket, *, limit: int, max_bytes: int) -> None:
+        super().__init__(f"ws-{next(_ids)}", limit=limit, max_bytes=max_bytes)
         self._websocket = websocket
+        self._tcp = current_transport()
+
+    def tcp_transport(self) -> asyncio.Transport | None:
+        """The TCP connection under this WebSocket."""
+        return self._tcp
 
     def frame(self, event: Event) -> str:
         """The envelope plus `offset`, as one JSON text frame."""
@@ -150,7 +156,9 @@ class WebSocketHandler:
             return
         await websocket.accept()
         settings = self._service.settings
-        connection = WebSocketConnection(websocket, limit=settings.outbox_size)
+        connection = WebSocketConnection(
+            websocket, limit=settings.outbox_size, max_bytes=settings.outbox_max_bytes
+        )
         self._service.rooms.add(connection)
         try:
             grant = await self._authenticate(websocket, connection)
@@ -175,7 +183,7 @@ class WebSocketHandler:
         while True:
             received = await self._receive(websocket, connection)
             if received is None:
-                await connection.disconnect(IDLE)
+                await connection.close(IDLE)
                 return
             if received["type"] == "websocket.disconnect":
                 return
@@ -186,7 +194,7 @@ class WebSocketHandler:
                     connection.id,
                     limiter.rate,
                 )
-                await connection.disconnect(FLOODING)
+                await connection.close(FLOODING)
                 return
             if verdict is Verdict.REFUSE:
                 connection.reply(_request_error(RATE_LIMITED, limiter.refusal(), None))

@@ -16,8 +16,8 @@ class RecordingConnection(ClientConnection):
 
     transport = "recording"
 
-    def __init__(self, *, limit: int) -> None:
-        super().__init__("recording-1", limit=limit)
+    def __init__(self, *, limit: int, max_bytes: int = 2**30) -> None:
+        super().__init__("recording-1", limit=limit, max_bytes=max_bytes)
         self.reading = asyncio.Event()
         self.written: list[dict[str, Any]] = []
         self.disconnected: list[str] = []
@@ -115,4 +115,45 @@ async def test_a_client_that_stops_reading_events_that_cannot_coalesce_is_discon
         )
     await wait_for(lambda: connection.disconnected == [SLOW_CONSUMER])
     assert connection.closed
+    await connection.stop()
+
+
+async def test_a_client_that_stops_reading_large_events_is_disconnected_by_bytes() -> None:
+    """Past the queue's byte limit the client is disconnected as slow, long before the event
+    limit: a stuck client holds at most max_bytes of frames."""
+    connection = RecordingConnection(limit=2000, max_bytes=100_000)
+    connection.start()
+    line = "x" * 10_000
+    delivered = 0
+    while not connection.closed:
+        connection.deliver(
+            event(
+                delivered,
+                "deployment_log",
+                {"deployment_id": "d", "stream": "stdout", "line": line},
+            ),
+            "project:p1",
+        )
+        delivered += 1
+    assert 9 <= delivered <= 11  # ten frames of ~10 kB fit in 100,000 bytes, not eleven
+    await wait_for(lambda: connection.disconnected == [SLOW_CONSUMER])
+    await connection.stop()
+
+
+async def test_written_frames_no_longer_count_against_the_byte_limit() -> None:
+    """A client that reads keeps getting large events for ever: only what is queued counts."""
+    connection = RecordingConnection(limit=2000, max_bytes=50_000)
+    connection.reading.set()
+    connection.start()
+    line = "x" * 10_000
+    for offset in range(100):
+        connection.deliver(
+            event(
+                offset, "deployment_log", {"deployment_id": "d", "stream": "stdout", "line": line}
+            ),
+            "project:p1",
+        )
+        await asyncio.sleep(0)
+    await wait_for(lambda: len(connection.written) == 100)
+    assert not connection.closed
     await connection.stop()
