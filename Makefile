@@ -1,5 +1,5 @@
 # Every target sets itself up (virtual environment, install, a running RabbitMQ): see scripts/dev.sh.
-.PHONY: demo test lint bench setup
+.PHONY: demo test lint bench bench-slow setup
 
 demo:  ## run the bridge with simulated agents (http://127.0.0.1:8000)
 	scripts/dev.sh demo
@@ -12,6 +12,9 @@ lint:  ## ruff (lint and format) and mypy --strict
 
 bench:  ## the live-path benchmark (not part of the tests)
 	scripts/dev.sh setup && scripts/dev.sh broker && .venv/bin/python -m tests.performance.bench_live
+
+bench-slow:  ## the slow-consumer benchmark: 99 clients and a stuck one (not part of the tests)
+	scripts/dev.sh setup && scripts/dev.sh broker && .venv/bin/python -m tests.performance.bench_slow_consumer
 
 setup:
 	scripts/dev.sh setup
