@@ -38,6 +38,7 @@ from tests.performance.context import (
     DISTURBED_CORES,
     Bench,
     Options,
+    bridge_setting,
     no_gc,
     settle,
 )
@@ -160,13 +161,6 @@ async def run(options: Options) -> int:
     return report(bench, error)
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.startswith("EVENTBRIDGE_"):
-        raise argparse.ArgumentTypeError("use EVENTBRIDGE_NAME=value")
-    return key, value
-
-
 def parse_args(argv: list[str] | None = None) -> Options:
     """Parse the command line into `Options`."""
     parser = argparse.ArgumentParser(
@@ -191,7 +185,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument(
         "--bridge-env",
-        type=_key_value,
+        type=bridge_setting,
         action="append",
         default=[],
         metavar="EVENTBRIDGE_NAME=VALUE",

@@ -41,7 +41,13 @@ import uvloop
 
 from producers import EventPublisher
 from schemas import utc_now
-from tests.performance.context import ARTIFACTS, DEFAULT_AMQP_URL, DISTURBED_CORES, ROOT
+from tests.performance.context import (
+    ARTIFACTS,
+    DEFAULT_AMQP_URL,
+    DISTURBED_CORES,
+    ROOT,
+    bridge_setting,
+)
 from tests.performance.processes import (
     broker_version,
     delete_broker_objects,
@@ -534,13 +540,6 @@ def write_json(run: SlowRun, judged: dict[str, Any] | None, error: str | None) -
 # -- command line ------------------------------------------------------------------------------
 
 
-def _setting(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.startswith("EVENTBRIDGE_"):
-        raise argparse.ArgumentTypeError("use EVENTBRIDGE_NAME=value")
-    return key, value
-
-
 def parse_args(argv: list[str] | None = None) -> SlowOptions:
     """Parse the command line into `SlowOptions`."""
     parser = argparse.ArgumentParser(
@@ -602,7 +601,7 @@ def parse_args(argv: list[str] | None = None) -> SlowOptions:
     )
     parser.add_argument(
         "--bridge-env",
-        type=_setting,
+        type=bridge_setting,
         action="append",
         default=[],
         metavar="EVENTBRIDGE_NAME=VALUE",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import gc
@@ -105,3 +106,11 @@ async def wait_quiet(seconds: float, pids: Mapping[str, int | None]) -> None:
         if other is None or other < DISTURBED_CORES:
             return
         print(f"  waiting for other processes to go quiet ({other:.2f} cores)", flush=True)
+
+
+def bridge_setting(text: str) -> tuple[str, str]:
+    """Parse a `--bridge-env EVENTBRIDGE_NAME=value` option."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.startswith("EVENTBRIDGE_"):
+        raise argparse.ArgumentTypeError("use EVENTBRIDGE_NAME=value")
+    return key, value
