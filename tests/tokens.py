@@ -18,6 +18,8 @@ ISSUER = "https://auth.test.example"
 AUDIENCE = "eventbridge"
 SECRET = "test-secret-" + "x" * 40
 """An HS256 secret of 52 bytes (the bridge wants at least 32)."""
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+"""The characters of a JWT's segments."""
 
 
 def claims(**overrides: Any) -> dict[str, Any]:

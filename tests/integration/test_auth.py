@@ -25,7 +25,6 @@ from tests.helpers import wait_for
 from tests.integration.clients import SocketIOWatcher, WebSocketWatcher
 from tests.integration.conftest import EVENTBRIDGE, RunningBridge, running_bridge
 from tests.integration.test_properties_transports import json_values, properties, ws_frames
-from tests.unit.test_auth import BASE64URL
 
 RSA = tokens.rsa_pair()
 EC = tokens.ec_pair()
@@ -449,7 +448,7 @@ token_values = st.one_of(
     st.text(max_size=120),
     json_values,
     st.sampled_from([tokens.unsigned(), tokens.tampered(tokens.hs256()), RSA.sign()]),
-    st.lists(st.text(alphabet=BASE64URL, max_size=40), min_size=2, max_size=4).map(".".join),
+    st.lists(st.text(alphabet=tokens.BASE64URL, max_size=40), min_size=2, max_size=4).map(".".join),
 )
 first_frames = st.one_of(
     ws_frames,

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
-from pathlib import Path
 
 import uvloop
 
@@ -34,11 +32,10 @@ from schemas import utc_now
 from tests.performance.baselines import SocketIOBaseline, aio_pika_consume
 from tests.performance.context import (
     ARTIFACTS,
-    DEFAULT_AMQP_URL,
     DISTURBED_CORES,
     Bench,
     Options,
-    bridge_setting,
+    add_common_options,
     no_gc,
     settle,
 )
@@ -183,18 +180,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default="asyncio",
         help="event loop of both servers: asyncio is what `eventbridge serve` uses",
     )
-    parser.add_argument(
-        "--bridge-env",
-        type=bridge_setting,
-        action="append",
-        default=[],
-        metavar="EVENTBRIDGE_NAME=VALUE",
-        help="extra setting for the bridge under test (repeatable)",
-    )
-    parser.add_argument(
-        "--amqp-url", default=os.environ.get("EVENTBRIDGE_AMQP_URL", DEFAULT_AMQP_URL)
-    )
-    parser.add_argument("--output", type=Path, default=ARTIFACTS / "bench_live.json")
+    add_common_options(parser, "bench_live")
     parser.add_argument(
         "--wait-quiet",
         type=float,

@@ -43,10 +43,9 @@ from producers import EventPublisher
 from schemas import utc_now
 from tests.performance.context import (
     ARTIFACTS,
-    DEFAULT_AMQP_URL,
     DISTURBED_CORES,
     ROOT,
-    bridge_setting,
+    add_common_options,
 )
 from tests.performance.processes import (
     broker_version,
@@ -599,18 +598,7 @@ def parse_args(argv: list[str] | None = None) -> SlowOptions:
         metavar="SECONDS",
         help="before each phase wait up to SECONDS for other processes to go quiet",
     )
-    parser.add_argument(
-        "--bridge-env",
-        type=bridge_setting,
-        action="append",
-        default=[],
-        metavar="EVENTBRIDGE_NAME=VALUE",
-        help="extra setting for the bridge under test (repeatable)",
-    )
-    parser.add_argument(
-        "--amqp-url", default=os.environ.get("EVENTBRIDGE_AMQP_URL", DEFAULT_AMQP_URL)
-    )
-    parser.add_argument("--output", type=Path, default=ARTIFACTS / "bench_slow_consumer.json")
+    add_common_options(parser, "bench_slow_consumer")
     args = parser.parse_args(argv)
     seconds = args.seconds if args.seconds is not None else (8.0 if args.quick else 20.0)
     if args.clients < 1 or not 0 <= args.sio_clients <= args.clients:

@@ -114,3 +114,19 @@ def bridge_setting(text: str) -> tuple[str, str]:
     if not sep or not key.startswith("EVENTBRIDGE_"):
         raise argparse.ArgumentTypeError("use EVENTBRIDGE_NAME=value")
     return key, value
+
+
+def add_common_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """--bridge-env, --amqp-url and --output (default test-artifacts/`name`.json)."""
+    parser.add_argument(
+        "--bridge-env",
+        type=bridge_setting,
+        action="append",
+        default=[],
+        metavar="EVENTBRIDGE_NAME=VALUE",
+        help="extra setting for the bridge under test (repeatable)",
+    )
+    parser.add_argument(
+        "--amqp-url", default=os.environ.get("EVENTBRIDGE_AMQP_URL", DEFAULT_AMQP_URL)
+    )
+    parser.add_argument("--output", type=Path, default=ARTIFACTS / f"{name}.json")

@@ -214,10 +214,7 @@ def test_any_token_input_is_either_accepted_or_refused_with_a_code(token: object
     assert caught.value.code in {"auth_required", "invalid_token"}
 
 
-BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-
-
-@given(st.lists(st.text(alphabet=BASE64URL, max_size=60), min_size=3, max_size=3))
+@given(st.lists(st.text(alphabet=tokens.BASE64URL, max_size=60), min_size=3, max_size=3))
 def test_jwt_shaped_garbage_is_refused(parts: list[str]) -> None:
     """Three base64url-looking segments that are not a signed token are refused, not crashed on."""
     with pytest.raises(AuthError):
