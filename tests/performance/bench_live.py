@@ -195,7 +195,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default=0,
         metavar="N",
         help="before the eventbridge measurements publish N events to 1000 other projects, "
-        "so the bridge runs with full history buffers (its default holds 100000)",
+        "so the bridge runs with full history buffers (by default up to 100000 events or 32 MiB)",
     )
     parser.add_argument(
         "--only",
