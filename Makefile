@@ -7,7 +7,7 @@ demo:  ## run the bridge with simulated agents (http://127.0.0.1:8000)
 test:  ## run the whole test suite against a real RabbitMQ
 	scripts/dev.sh test
 
-lint:  ## ruff (lint and format) and mypy --strict
+lint:  ## ruff (lint and format), mypy --strict and the import contracts (lint-imports)
 	scripts/dev.sh lint
 
 bench:  ## the live-path benchmark (not part of the tests)

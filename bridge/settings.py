@@ -6,10 +6,11 @@ import json
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bridge.origins import ANY_ORIGIN, normalize_origin
+from producers.connection import parse_urls
+from schemas.origins import ANY_ORIGIN, normalize_origin
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 _PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -27,7 +28,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EVENTBRIDGE_", extra="ignore", frozen=True)
 
-    amqp_url: str = Field(DEFAULT_AMQP_URL, description="RabbitMQ URL (AMQP 0.9.1).")
+    amqp_url: str = Field(
+        DEFAULT_AMQP_URL,
+        description="RabbitMQ URL (AMQP 0.9.1), or the comma-separated URLs of one cluster's "
+        "nodes: the bridge connects to one that answers (starting at a random one) and moves "
+        "on to the next when its connection is lost.",
+    )
+    heartbeat_timeout: float = Field(
+        30.0,
+        ge=6,
+        le=600,
+        description="Seconds without a frame from the broker after which its connection counts "
+        "as dead (a stopped node, a cut or half-open link) and the next node is tried; the AMQP "
+        "heartbeat is set to fit (about a third of it).",
+    )
     prefix: str = Field(
         "eventbridge",
         description="Topology prefix: names the exchange, the log stream and the dead-letter "
@@ -48,6 +62,14 @@ class Settings(BaseSettings):
         8_000_000,
         ge=4096,
         description="Size of one log segment; retention removes whole segments.",
+    )
+    log_replicas: int = Field(
+        3,
+        ge=1,
+        le=9,
+        description="Nodes the log stream is replicated on, when the bridge creates it "
+        "(RabbitMQ uses every node if the cluster has fewer; with 3, the log survives the loss "
+        "of any one node).",
     )
     max_message_bytes: int = Field(
         65_536, ge=256, description="Largest accepted event body; larger ones are dead-lettered."
@@ -85,14 +107,40 @@ class Settings(BaseSettings):
         description="Most events one resume may send; past it the client gets resync-required "
         "(too_many).",
     )
+    catchup_max_records: int = Field(
+        50_000,
+        ge=1,
+        description="Most log records one resume may read (a quiet room's resume reads only "
+        "up to that room's newest event); one that would read more gets resync-required "
+        "(too_many) at once.",
+    )
+    room_index_max: int = Field(
+        100_000,
+        ge=1,
+        description="Rooms whose newest event offset is remembered, so a resume knows how far "
+        "to read (the least recently active are forgotten first).",
+    )
+    snapshot_interval: float = Field(
+        60.0,
+        ge=0,
+        description="Seconds between state checkpoints, which let a restarting bridge rebuild "
+        "the snapshot state from one checkpoint and a short tail of the log (written by the "
+        "dead-letter writer replica; 0 turns them off).",
+    )
+    snapshot_wait: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a fresh join waits for a starting bridge to rebuild the snapshot "
+        "state before it gets resync-required (unavailable) instead.",
+    )
     catchup_concurrency: int = Field(
         2, ge=1, description="Resumes reading the log (not memory) at the same time."
     )
     warm_start_events: int = Field(
         100_000,
         ge=0,
-        description="How many of the log's newest records a starting bridge reads to rebuild its "
-        "buffers and snapshot state before it reports ready.",
+        description="How many of the log's newest records a starting bridge reads into its "
+        "recent history, in the background (it reports ready at once).",
     )
     outbox_size: int = Field(
         2_000,
@@ -147,6 +195,46 @@ class Settings(BaseSettings):
     )
     max_rooms_per_connection: int = Field(
         100, ge=1, description="Rooms one connection may be in at once (too_many_rooms)."
+    )
+    presence: bool = Field(
+        True,
+        description="Tell the clients of a project room who else is in it (presence-joined, "
+        "presence-left, presence-updated; GET /api/projects/<id>/presence); false turns "
+        "presence off.",
+    )
+    presence_heartbeat: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Seconds between the snapshots of its members each replica sends the others "
+        "(changes are sent at once).",
+    )
+    presence_expiry: float = Field(
+        6.0,
+        gt=0,
+        le=600,
+        description="Seconds after which the members of a replica that fell silent (no snapshot, "
+        "no change) are forgotten; more than presence_heartbeat.",
+    )
+    presence_state_max_bytes: int = Field(
+        1024,
+        ge=2,
+        le=1024,
+        description="The largest presence state a member may set, in bytes of compact JSON "
+        "(larger: too_large).",
+    )
+    presence_max_members: int = Field(
+        1_000,
+        ge=1,
+        description="Users a project room's presence lists at most: a connection of a new user "
+        "joining a room that lists that many joins for its events but is not listed (nor may "
+        "it set a state), so a crowd in one room costs presence nothing.",
+    )
+    presence_state_per_second: float = Field(
+        5.0,
+        gt=0,
+        description="Presence state updates one connection may make per second, in bursts of "
+        "one second's worth (more: rate_limited).",
     )
     ping_interval: float = Field(
         25.0,
@@ -211,6 +299,22 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Log level of the service."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="`text`: one readable line per record; `json`: one JSON object per line "
+        "(time, level, logger, message, and the ids involved), for log collectors.",
+    )
+    metrics: bool = Field(
+        True,
+        description="Serve the Prometheus metrics at `/metrics` (docs/observability.md).",
+    )
+    metrics_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Serve `/metrics` on this port (on the same address) instead of the main "
+        "port, e.g. to scrape on an internal port; 0: on the main port.",
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -266,6 +370,13 @@ class Settings(BaseSettings):
     @field_validator("amqp_url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if not value.startswith(("amqp://", "amqps://")):
-            raise ValueError("must start with amqp:// or amqps://")
-        return value
+        return ",".join(parse_urls(value))
+
+    @model_validator(mode="after")
+    def _check_presence_timing(self) -> Settings:
+        if self.presence_expiry <= self.presence_heartbeat:
+            raise ValueError(
+                "presence_expiry must be longer than presence_heartbeat (say three heartbeats), "
+                "or live replicas' members would expire between two snapshots"
+            )
+        return self

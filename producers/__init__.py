@@ -8,8 +8,10 @@ async with EventPublisher(amqp_url, prefix="eventbridge", source="iac-generator"
 
 from __future__ import annotations
 
-from producers.encoding import HeaderValue, PublishedEvent
+from producers.encoding import HeaderValue
 from producers.errors import (
+    BatchPublishError,
+    BrokerAuthenticationError,
     BrokerUnavailableError,
     InvalidEventError,
     PublisherClosedError,
@@ -17,9 +19,12 @@ from producers.errors import (
     PublishTimeoutError,
     UnroutableError,
 )
+from producers.published import PublishedEvent
 from producers.publisher import EventPublisher
 
 __all__ = [
+    "BatchPublishError",
+    "BrokerAuthenticationError",
     "BrokerUnavailableError",
     "EventPublisher",
     "HeaderValue",

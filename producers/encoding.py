@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,25 +15,12 @@ import aio_pika
 from pydantic import BaseModel, ValidationError
 
 from producers.errors import InvalidEventError
+from producers.published import PublishedEvent
+from producers.tracing import current_traceparent
 from schemas import EVENT_MODELS, Envelope, format_timestamp, new_event_id, utc_now
 from schemas import routing_key as build_routing_key
 
 HeaderValue = str | int | bool
-
-
-@dataclass(frozen=True)
-class PublishedEvent:
-    """An event the broker confirmed.
-
-    Attributes:
-        id: The envelope id (also the AMQP `message_id`).
-        routing_key: The routing key it was published with.
-        envelope: The JSON-able envelope exactly as sent.
-    """
-
-    id: str
-    routing_key: str
-    envelope: dict[str, Any]
 
 
 def _describe(errors: ValidationError) -> str:
@@ -48,7 +34,9 @@ def _describe(errors: ValidationError) -> str:
 def _dump_data(model: BaseModel) -> dict[str, Any]:
     """Dump validated data as JSON: None-valued optional fields are left out, extras kept."""
     data = model.model_dump(mode="json", exclude_none=True)
-    extras = model.model_dump(mode="json", include=set(model.model_extra or ()))
+    if not model.model_extra:
+        return data
+    extras = model.model_dump(mode="json", include=set(model.model_extra))
     return {**data, **extras}
 
 
@@ -60,8 +48,10 @@ def build_envelope(
     source: str,
     event_id: str | None = None,
     occurred_at: datetime | None = None,
+    traceparent: str | None = None,
 ) -> Envelope:
-    """Wrap a payload in a v1 envelope, with a new id and the current time unless given.
+    """Wrap a payload in a v1 envelope, with a new id and the current time unless given, and
+    the active OpenTelemetry span's trace context unless given (`producers.tracing`).
 
     Only the envelope is validated here; `encode` validates `data` against its event type.
 
@@ -78,6 +68,7 @@ def build_envelope(
             source=source,
             occurred_at=utc_now() if occurred_at is None else occurred_at,
             data=fields,
+            traceparent=current_traceparent() if traceparent is None else traceparent,
         )
     except ValidationError as exc:
         raise InvalidEventError(f"invalid event envelope: {_describe(exc)}") from None
@@ -111,10 +102,12 @@ def encode(
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise InvalidEventError(
-            f"invalid data for a {envelope.type} event: {_describe(exc)}; fix these fields"
+            f"invalid data for the {envelope.type} event: {_describe(exc)}; fix these fields"
         ) from None
     key = build_routing_key(envelope.type, envelope.project_id)
-    body_dict = envelope.model_dump(mode="json")
+    body_dict = envelope.model_dump(mode="json", exclude={"data"})
+    if body_dict.get("traceparent") is None:
+        body_dict.pop("traceparent", None)  # optional: absent rather than null
     body_dict["occurred_at"] = format_timestamp(envelope.occurred_at)
     body_dict["data"] = _dump_data(data)
     try:

@@ -6,15 +6,19 @@ EventBridgeError
 └── PublishError                          the broker did not take the event
     ├── UnroutableError                   no queue is bound for its routing key
     ├── PublishTimeoutError               no confirm within the publish timeout
-    ├── BrokerUnavailableError            the broker cannot be reached (after retries)
+    ├── BrokerUnavailableError            no node of the broker can be reached (after retries)
+    │   └── BrokerAuthenticationError     a node refused the login: not retried
+    ├── BatchPublishError                 some events of a batch failed; says which, by id
     └── PublisherClosedError (also RuntimeError)  used outside `async with`
 ```
 
-Only `BrokerUnavailableError` is worth retrying later as is; the others need a change first.
+Only `BrokerUnavailableError` (but not `BrokerAuthenticationError`) is worth retrying later as
+is; the others need a change first.
 """
 
 from __future__ import annotations
 
+from producers.published import PublishedEvent
 from schemas.errors import EventBridgeError
 
 
@@ -53,6 +57,30 @@ class PublishTimeoutError(PublishError):
 
 class BrokerUnavailableError(PublishError):
     """The broker could not be reached, or refused the connection, after every retry."""
+
+
+class BrokerAuthenticationError(BrokerUnavailableError):
+    """A node refused the login (user, password or virtual host), or the protocol: every node
+    of the cluster would, so it is raised at once and never retried."""
+
+
+class BatchPublishError(PublishError):
+    """Some events of a `publish_batch` were not confirmed; the others were.
+
+    An event that failed may or may not have been stored (its confirm was lost with the
+    connection, or never came): publishing it again with the same id is the caller's choice.
+
+    Attributes:
+        confirmed: the events the broker confirmed, in input order.
+        failed: the id of each event that was not confirmed, with why.
+    """
+
+    def __init__(
+        self, message: str, *, confirmed: list[PublishedEvent], failed: dict[str, PublishError]
+    ) -> None:
+        super().__init__(message)
+        self.confirmed = confirmed
+        self.failed = failed
 
 
 class PublisherClosedError(PublishError, RuntimeError):

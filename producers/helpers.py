@@ -1,7 +1,7 @@
 """The typed publish helpers: one method per v1 event type, on top of a generic `publish`.
 
 `TypedHelpers` is a mixin: `EventPublisher` inherits it and supplies `publish`. Each helper's
-keyword arguments mirror the event type's data fields (CONTRACT.md section 2).
+keyword arguments mirror the event type's data fields (README, "Publishing events").
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from producers.encoding import HeaderValue, PublishedEvent
+from producers.encoding import HeaderValue
+from producers.published import PublishedEvent
 
 
 class TypedHelpers(ABC):

@@ -2,9 +2,15 @@
 
 Every event is validated against `schemas` before anything is sent (`producers.encoding`),
 published persistent and `mandatory` on a confirming channel, and each publish is bounded by a
-timeout. Only transient connection failures are retried (with exponential backoff); a retry
-re-sends the same event id, so consumers that de-duplicate by id see each event once. The typed
-per-event-type helpers come from `producers.helpers`.
+timeout. The URL may list several nodes of one cluster (`producers.connection`): the publisher
+connects to one that answers and, when that connection is lost, goes on with the next one.
+
+What is retried, and what is not: connecting is retried (`retry_attempts` rounds over the
+nodes, with backoff), and so is everything not yet sent when a connection is lost, on the next
+node. A publish that was sent but not confirmed is *in doubt* (the broker may have stored it):
+it is never re-sent behind the caller's back, but raised (by id, for a batch), so no event is
+stored twice unless the caller decides to publish it again. The typed per-event-type helpers
+come from `producers.helpers`.
 """
 
 from __future__ import annotations
@@ -15,27 +21,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import aio_pika
 from aio_pika import exceptions as amqp
-from aio_pika.abc import (
-    AbstractChannel,
-    AbstractConnection,
-    AbstractExchange,
-    AbstractRobustChannel,
-)
+from aio_pika.abc import AbstractConnection
 from pydantic import BaseModel
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
-from producers.encoding import HeaderValue, PublishedEvent, build_envelope, encode
+from producers.channel import ConfirmingChannel
+from producers.connection import Nodes
+from producers.encoding import HeaderValue, build_envelope, encode
 from producers.errors import (
+    BatchPublishError,
     BrokerUnavailableError,
     PublisherClosedError,
     PublishError,
@@ -43,6 +39,7 @@ from producers.errors import (
     UnroutableError,
 )
 from producers.helpers import TypedHelpers
+from producers.published import PublishedEvent
 from schemas import Envelope, exchange_name
 
 # HeaderValue and PublishedEvent are re-exported: `from producers.publisher import ...` is public.
@@ -50,25 +47,7 @@ __all__ = ["EventPublisher", "HeaderValue", "PublishedEvent"]
 
 log = logging.getLogger(__name__)
 
-_FATAL_CONNECTION_ERRORS = (
-    amqp.AuthenticationError,
-    amqp.ProbableAuthenticationError,
-    amqp.IncompatibleProtocolError,
-)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    """Tell whether a failed connect or publish may succeed if tried again unchanged."""
-    if isinstance(exc, _FATAL_CONNECTION_ERRORS):
-        return False
-    # aio-pika's AMQPConnectionError (a dropped or refused connection) is a ConnectionError.
-    return isinstance(exc, ConnectionError | amqp.ChannelInvalidStateError)
-
-
-def _where(url: str) -> str:
-    """Name the broker a URL points at (host, port, virtual host) without its credentials."""
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
 class EventPublisher(TypedHelpers):
@@ -78,21 +57,30 @@ class EventPublisher(TypedHelpers):
     type (`progress_update`, `agent_status`, ...; see `TypedHelpers`).
 
     Args:
-        amqp_url: The broker to connect to (ignored when `connection` is given).
+        amqp_url: The broker: one URL, or the comma-separated URLs of one cluster's nodes
+            (ignored when `connection` is given).
         prefix: The topology prefix; events go to the exchange `<prefix>.events`.
         source: The producer's name, written into every envelope it builds.
-        publish_timeout: Seconds to wait for the broker to confirm one publish (and to connect).
-        retry_attempts: How many times in all to try a connect or publish that fails transiently.
+        publish_timeout: Seconds to wait for the broker to confirm one publish (and for a node
+            to answer a connection).
+        retry_attempts: How many rounds over the nodes to try when connecting (at start, and
+            again after a connection is lost).
         connection_name: The AMQP connection name operators see in the management UI.
         connection: An open connection to publish on; the publisher then opens only its own
-            channel and leaves the connection open on exit.
+            channel, leaves the connection open on exit, and cannot fail over.
         max_body_bytes: Refuse events whose JSON body is larger (the bridge's default limit);
             None disables the check.
+        heartbeat: The AMQP heartbeat to negotiate, in seconds (None: the broker's); a dead or
+            silent node is noticed within about three of it.
+
+    Raises:
+        ValueError: (from the constructor) `amqp_url` is not a list of AMQP URLs of one cluster,
+            or a number is out of range; the message says what is wrong.
     """
 
     def __init__(
         self,
-        amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/",
+        amqp_url: str = DEFAULT_URL,
         *,
         prefix: str = "eventbridge",
         source: str = "eventbridge-sdk",
@@ -101,112 +89,49 @@ class EventPublisher(TypedHelpers):
         connection_name: str = "eventbridge-publisher",
         connection: AbstractConnection | None = None,
         max_body_bytes: int | None = 65536,
+        heartbeat: int | None = None,
     ) -> None:
         if publish_timeout <= 0 or retry_attempts < 1:
             raise ValueError("publish_timeout must be positive and retry_attempts at least 1")
-        self._url = amqp_url
         self._prefix = prefix
         self._source = source
         self._timeout = publish_timeout
-        self._attempts = retry_attempts
-        self._connection_name = connection_name
-        self._external = connection
         self._max_body = max_body_bytes
-        self._connection: AbstractConnection | None = None
-        self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
-        self._connect_attempts = 0
+        self._channel = ConfirmingChannel(
+            Nodes(amqp_url),
+            exchange_name(prefix),
+            timeout=publish_timeout,
+            attempts=retry_attempts,
+            name=connection_name,
+            connection=connection,
+            heartbeat=heartbeat,
+        )
+        self._open = False
 
     @property
     def exchange_name(self) -> str:
         """The exchange this publisher publishes to."""
         return exchange_name(self._prefix)
 
-    def _retrying(self, doing: str, *, retry_timeouts: bool) -> AsyncRetrying:
-        def retry(exc: BaseException) -> bool:
-            return _is_transient(exc) or (retry_timeouts and isinstance(exc, TimeoutError))
-
-        def warn(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "%s: attempt %d of %d failed (%r); retrying",
-                doing,
-                state.attempt_number,
-                self._attempts,
-                exc,
-            )
-
-        return AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=wait_exponential(multiplier=0.2, max=5.0),
-            retry=retry_if_exception(retry),
-            before_sleep=warn,
-            reraise=True,
-        )
+    @property
+    def node(self) -> str | None:
+        """The URL (password redacted) of the node this publisher is connected to, if any."""
+        return self._channel.node
 
     async def __aenter__(self) -> Self:
         """Connect (unless given a connection), open a confirming channel, declare the exchange.
 
         Raises:
             PublisherClosedError: this publisher is already open.
-            BrokerUnavailableError: the broker cannot be reached or refused the login.
+            BrokerAuthenticationError: a node refused the login; not retried.
+            BrokerUnavailableError: no node could be reached after every retry.
             PublishError: the exchange cannot be declared (e.g. it exists with another type).
         """
-        if self._exchange is not None:
+        if self._open:
             raise PublisherClosedError("this EventPublisher is already open: enter it only once")
-        try:
-            if self._external is not None:
-                connection = self._external
-            else:
-                connection = self._connection = await self._connect()
-            async with asyncio.timeout(self._timeout):
-                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-                self._channel = channel
-                self._exchange = await channel.declare_exchange(
-                    self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
-                )
-        except BaseException as exc:
-            await self._close()
-            translated = self._entry_error(exc)
-            if translated is None:
-                raise
-            raise translated from exc
+        await self._channel.open()
+        self._open = True
         return self
-
-    def _entry_error(self, exc: BaseException) -> PublishError | None:
-        """Translate a failure to open the publisher into an error that says what to do."""
-        own = self._external is None
-        where = f"RabbitMQ at {_where(self._url)}" if own else "the given connection"
-        if isinstance(exc, amqp.ChannelPreconditionFailed):
-            return PublishError(
-                f"exchange {self.exchange_name!r} exists with another type or durability: "
-                "delete it or use another prefix"
-            )
-        if isinstance(exc, _FATAL_CONNECTION_ERRORS):
-            return BrokerUnavailableError(
-                f"{where} refused the connection ({exc}): check the user name, password and "
-                "virtual host in the URL (EVENTBRIDGE_AMQP_URL)"
-            )
-        if isinstance(exc, amqp.AMQPError | ConnectionError | TimeoutError):
-            attempts = f" after {self._connect_attempts} attempt(s)" if own else ""
-            return BrokerUnavailableError(
-                f"could not open a publishing channel on {where}{attempts} ({exc!r}): check "
-                "that the broker is running and the URL (EVENTBRIDGE_AMQP_URL) points at it"
-            )
-        return None
-
-    async def _connect(self) -> AbstractConnection:
-        async for attempt in self._retrying(
-            f"connecting to {_where(self._url)}", retry_timeouts=True
-        ):
-            self._connect_attempts = attempt.retry_state.attempt_number
-            with attempt:
-                return await aio_pika.connect_robust(
-                    self._url,
-                    timeout=self._timeout,
-                    client_properties={"connection_name": self._connection_name},
-                )
-        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def __aexit__(
         self,
@@ -215,17 +140,8 @@ class EventPublisher(TypedHelpers):
         traceback: TracebackType | None,
     ) -> None:
         """Close the channel, and the connection if this publisher opened it."""
-        await self._close()
-
-    async def _close(self) -> None:
-        channel, connection = self._channel, self._connection
-        self._exchange = self._channel = self._connection = None
-        try:
-            if channel is not None and not channel.is_closed:
-                await channel.close()
-        finally:
-            if connection is not None and not connection.is_closed:
-                await connection.close()
+        self._open = False
+        await self._channel.close()
 
     async def publish(
         self,
@@ -280,70 +196,73 @@ class EventPublisher(TypedHelpers):
     ) -> list[PublishedEvent]:
         """Publish many envelopes, keeping up to `window` confirms in flight.
 
-        Every envelope is validated before the first is sent. Events are written in input order
-        (a retried one may arrive later than its successors) and returned in input order.
+        Every envelope is validated before the first is sent. Events are sent in input order and
+        returned in input order. When the connection is lost mid-batch, what was not sent yet is
+        sent on the next node; what was in flight is in doubt and reported, never re-sent.
 
         Raises:
             InvalidEventError: some envelope is invalid; nothing was sent.
-            PublishError: the first failure in input order, once every publish has settled; its
-                notes say how many failed.
+            BatchPublishError: some events were not confirmed; it lists them by id (with why)
+                and the confirmed ones, once every publish has settled.
         """
         if window < 1:
             raise ValueError("window must be at least 1")
         prepared = [encode(envelope, None, max_body_bytes=self._max_body) for envelope in events]
         self._require_open()
+        failed: dict[str, PublishError] = {}
+        confirmed: list[PublishedEvent | None] = [None] * len(prepared)
+        # A semaphore bounds what is in flight: waiting on the set itself would cost O(window)
+        # per event.
         slots = asyncio.Semaphore(window)
+        in_flight: set[asyncio.Task[None]] = set()
 
-        async def send(event: PublishedEvent, message: aio_pika.Message) -> PublishedEvent:
+        async def send(index: int, event: PublishedEvent, message: aio_pika.Message) -> None:
             try:
-                return await self._send(event, message)
+                confirmed[index] = await self._send(event, message)
+            except PublishError as exc:
+                failed[event.id] = exc
             finally:
                 slots.release()
 
-        tasks: list[asyncio.Task[PublishedEvent]] = []
         try:
-            for event, message in prepared:
+            for index, (event, message) in enumerate(prepared):
                 await slots.acquire()
-                tasks.append(asyncio.create_task(send(event, message)))
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+                task = asyncio.create_task(send(index, event, message))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if in_flight:
+                await asyncio.wait(in_flight)
         except BaseException:
-            for task in tasks:
+            for task in in_flight:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*in_flight, return_exceptions=True)
             raise
-        failures = [result for result in results if isinstance(result, BaseException)]
-        if failures:
-            failures[0].add_note(
-                f"{len(failures)} of {len(results)} events in the batch failed; the rest were "
-                "confirmed: publish the failed ones again (same ids) once the cause is fixed"
+        published = [event for event in confirmed if event is not None]
+        if failed:
+            first = next(iter(failed.values()))
+            raise BatchPublishError(
+                f"{len(failed)} of {len(prepared)} events were not confirmed (the first: "
+                f"{first}); the other {len(published)} were. Publish the failed ones again "
+                "(same ids) once the cause is fixed; `failed` lists them by id",
+                confirmed=published,
+                failed=failed,
             )
-            raise failures[0]
-        return [result for result in results if isinstance(result, PublishedEvent)]
+        return published
 
-    def _require_open(self) -> AbstractExchange:
-        if self._exchange is None:
+    def _require_open(self) -> None:
+        if not self._open:
             raise PublisherClosedError(
                 "EventPublisher is not open: publish inside `async with EventPublisher(...)`"
             )
-        return self._exchange
 
     async def _send(self, event: PublishedEvent, message: aio_pika.Message) -> PublishedEvent:
-        exchange = self._require_open()
-        tries = 0
+        self._require_open()
+        exchange = await self._channel.exchange()
         try:
-            async for attempt in self._retrying(
-                f"publishing event {event.id}", retry_timeouts=False
-            ):
-                tries = attempt.retry_state.attempt_number
-                with attempt:
-                    # The bound also covers waiting for a robust channel to be restored:
-                    # aio-pika fails at once on a closed channel instead of waiting for it.
-                    async with asyncio.timeout(self._timeout):
-                        if isinstance(self._channel, AbstractRobustChannel):
-                            await self._channel.ready()
-                        await exchange.publish(
-                            message, event.routing_key, mandatory=True, timeout=self._timeout
-                        )
+            # asyncio.timeout rather than aio-pika's `timeout=` (asyncio.wait_for): no extra
+            # task per publish.
+            async with asyncio.timeout(self._timeout):
+                await exchange.publish(message, event.routing_key, mandatory=True)
         except amqp.PublishError as exc:
             raise UnroutableError(
                 f"no queue is bound to {self.exchange_name!r} for routing key "
@@ -358,18 +277,20 @@ class EventPublisher(TypedHelpers):
             ) from exc
         except TimeoutError as exc:
             raise PublishTimeoutError(
-                f"the broker did not confirm event {event.id} within {self._timeout} s: check "
-                "that it is up and not blocked (memory or disk alarm), then publish again"
+                f"the broker did not confirm event {event.id} within {self._timeout:g} s: check "
+                "that it is up and not blocked (a memory or disk alarm blocks publishers); it "
+                "may have been stored, so publish it again (same id) only if it must arrive"
             ) from exc
         except (ConnectionError, amqp.ChannelInvalidStateError) as exc:
             raise BrokerUnavailableError(
-                f"publishing event {event.id} failed after {tries} attempt(s): {exc!r}; "
-                "check that RabbitMQ is running and reachable, then publish again"
+                f"the connection to {self.node} was lost while publishing event {event.id} "
+                f"({exc!r}); it may have been stored: publish it again (same id) only if it "
+                "must arrive (the next publish connects to the next node)"
             ) from exc
         except amqp.AMQPError as exc:
             raise PublishError(
                 f"the broker closed the channel while publishing event {event.id}: {exc!r}; "
-                f"check that {self.exchange_name!r} still exists (re-open the publisher to "
-                "declare it again) and read the broker's log"
+                f"check that {self.exchange_name!r} still exists and read the broker's log "
+                "(the next publish opens a new channel and declares the exchange again)"
             ) from exc
         return event

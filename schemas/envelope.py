@@ -11,12 +11,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from schemas.routing import PROJECT_ID_PATTERN
 
+TRACEPARENT_PATTERN = r"^([0-9a-e][0-9a-f]|f[0-9a-e])-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+"""A W3C Trace Context `traceparent`: version (not ff), trace id, parent span id, flags."""
+
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TraceParent = Annotated[str, StringConstraints(pattern=TRACEPARENT_PATTERN)]
 ProjectId = Annotated[str, StringConstraints(pattern=PROJECT_ID_PATTERN)]
 
 
 class Envelope(BaseModel):
-    """The JSON object every event is published as (CONTRACT.md section 2).
+    """The JSON object every event is published as (README, "Publishing events").
 
     Unknown top-level fields are kept, so newer producers can add optional fields without
     breaking older bridges.
@@ -35,6 +39,11 @@ class Envelope(BaseModel):
     source: str = Field(min_length=1, max_length=128, description="The producer's name.")
     occurred_at: AwareDatetime = Field(description="When the event happened (RFC 3339, with zone).")
     data: dict[str, Any] = Field(description="The type-specific payload.")
+    traceparent: TraceParent | None = Field(
+        None,
+        description="Optional W3C trace context (`00-<trace id>-<span id>-<flags>`) of the "
+        "operation that published the event; delivered with the event unchanged.",
+    )
 
 
 def new_event_id(now: float | None = None) -> str:

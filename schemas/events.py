@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.envelope import Envelope
+
 Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 LongText = Annotated[str, StringConstraints(max_length=8192)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -145,7 +147,7 @@ SOCKETIO_EVENT_NAMES: dict[str, str] = {
     EventType.STEP_UPDATED: "step-updated",
     EventType.STEP_COMPLETED: "step-completed",
 }
-"""Socket.IO event names that differ from the event type (CONTRACT.md section 4)."""
+"""Socket.IO event names that differ from the event type (docs/clients.md, "Socket.IO")."""
 
 
 SNAPSHOT_SUBJECTS: dict[str, str] = {
@@ -153,10 +155,33 @@ SNAPSHOT_SUBJECTS: dict[str, str] = {
     EventType.PROGRESS_UPDATE: "agent_id",
     EventType.DEPLOYMENT_STATUS: "deployment_id",
 }
-"""Event types that describe state, and the `data` field naming whose state (CONTRACT.md
-section 3: the snapshot a fresh join receives holds the latest event per subject)."""
+"""Event types that describe state, and the `data` field naming whose state (the snapshot a
+fresh join receives holds the latest event per subject: docs/delivery-guarantees.md,
+"Snapshots")."""
 
 
 def socketio_event_name(event_type: str) -> str:
     """Name the Socket.IO event an event of `event_type` is emitted as."""
     return SOCKETIO_EVENT_NAMES.get(event_type, event_type)
+
+
+def event_schema(event_type: str) -> dict[str, Any]:
+    """Return the JSON Schema of a whole event (envelope and data) of one type."""
+    envelope = Envelope.model_json_schema()
+    data = EVENT_MODELS[event_type].model_json_schema()
+    defs = {**envelope.pop("$defs", {}), **data.pop("$defs", {})}
+    properties = dict(envelope["properties"])
+    properties["type"] = {"const": event_type, "title": "Type"}
+    properties["data"] = data
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://eventbridge.dev/schemas/v1/{event_type}.json",
+        "title": f"eventbridge v1 {event_type} event",
+        "type": "object",
+        "properties": properties,
+        "required": envelope["required"],
+        "additionalProperties": True,
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema

@@ -1,7 +1,10 @@
-"""Write the JSON Schema files in `schemas/jsonschema/`: one per event type, plus the envelope.
+"""Write the JSON Schema files in `schemas/jsonschema/` and the AsyncAPI document.
 
-Run `python -m schemas.export` after changing a model; a test fails while the files are stale.
-Producers in other languages validate against these files.
+`jsonschema/` holds one file per event type, the envelope, and `protocol.json` (every request,
+reply and notice of the client protocol). `asyncapi.json` describes producers and clients of
+both transports (`schemas.asyncapi`). Run `python -m schemas.export` after changing a model;
+tests fail while the files are stale. Producers and clients in other languages validate against
+these files; `clients/js` generates its TypeScript types from them.
 """
 
 from __future__ import annotations
@@ -11,32 +14,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from schemas.asyncapi import asyncapi_document
 from schemas.envelope import Envelope
-from schemas.events import EVENT_MODELS
+from schemas.events import EVENT_MODELS, event_schema
+from schemas.protocol import protocol_schema
 
 SCHEMA_DIR = Path(__file__).parent / "jsonschema"
-
-
-def event_schema(event_type: str) -> dict[str, Any]:
-    """Return the JSON Schema of a whole event (envelope and data) of one type."""
-    envelope = Envelope.model_json_schema()
-    data = EVENT_MODELS[event_type].model_json_schema()
-    defs = {**envelope.pop("$defs", {}), **data.pop("$defs", {})}
-    properties = dict(envelope["properties"])
-    properties["type"] = {"const": event_type, "title": "Type"}
-    properties["data"] = data
-    schema: dict[str, Any] = {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://eventbridge.dev/schemas/v1/{event_type}.json",
-        "title": f"eventbridge v1 {event_type} event",
-        "type": "object",
-        "properties": properties,
-        "required": envelope["required"],
-        "additionalProperties": True,
-    }
-    if defs:
-        schema["$defs"] = defs
-    return schema
+ASYNCAPI_FILE = Path(__file__).parent / "asyncapi.json"
 
 
 def rendered_schemas() -> dict[str, str]:
@@ -51,7 +35,17 @@ def rendered_schemas() -> dict[str, str]:
         **Envelope.model_json_schema(),
     }
     files["envelope.json"] = json.dumps(envelope, indent=2, sort_keys=True) + "\n"
+    files["protocol.json"] = _render(protocol_schema())
     return files
+
+
+def rendered_asyncapi() -> str:
+    """Return the JSON text of `asyncapi.json` (for the default prefix, `eventbridge`)."""
+    return json.dumps(asyncapi_document(), indent=2) + "\n"
+
+
+def _render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def main() -> int:
@@ -62,6 +56,10 @@ def main() -> int:
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             print(f"wrote {path}")
+    text = rendered_asyncapi()
+    if not ASYNCAPI_FILE.exists() or ASYNCAPI_FILE.read_text() != text:
+        ASYNCAPI_FILE.write_text(text)
+        print(f"wrote {ASYNCAPI_FILE}")
     return 0
 
 

@@ -78,7 +78,7 @@ def project_room(project_id: str) -> str:
 
 
 def rooms_for(event_type: str, project_id: str | None) -> tuple[str, ...]:
-    """Name every room an event goes to (CONTRACT.md section 3)."""
+    """Name every room an event goes to (docs/clients.md, "Rooms, events and offsets")."""
     if project_id is None:
         return (ACTIVITY_FEED,) if event_type == ACTIVITY_TYPE else ()
     if event_type == ACTIVITY_TYPE:

@@ -51,6 +51,15 @@ setup_js() {
       npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
     fi
   fi
+  # The client library (clients/js) and the AsyncAPI CLI that validates schemas/asyncapi.json.
+  local dir
+  for dir in clients/js tools/asyncapi; do
+    if [ -f "$dir/package-lock.json" ] &&
+      { [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; }; then
+      say "installing the JavaScript packages of $dir"
+      npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+    fi
+  done
 }
 
 answers() { # host port
@@ -93,18 +102,40 @@ broker() {
   exit 1
 }
 
+# The suite in two parts, ARGS passed to pytest in both. First every test that shares the
+# machine well, in parallel (pytest-xdist; tests that must share a worker carry an xdist_group);
+# then, one at a time with nothing beside them, the tests that measure the bridge under load
+# (marker `serial`) and the cluster fault tests (marker `cluster`). EVENTBRIDGE_TEST_WORKERS
+# sets how many workers run the first part.
+run_tests() {
+  local workers="${EVENTBRIDGE_TEST_WORKERS:-6}" parallel=0 serial=0
+  "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup -m "not serial and not cluster" "$@" ||
+    parallel=$?
+  [ "$parallel" -eq 2 ] && exit 2 # interrupted (Ctrl-C): not the second part either
+  "$VENV/bin/python" -m pytest -m "serial or cluster" "$@" || serial=$?
+  # pytest exits 5 when it ran no test: ARGS chose none in one part.
+  if [ "$parallel" -eq 5 ] && [ "$serial" -eq 5 ]; then
+    exit 5
+  fi
+  [ "$parallel" -eq 5 ] && parallel=0
+  [ "$serial" -eq 5 ] && serial=0
+  [ "$parallel" -ne 0 ] && exit "$parallel"
+  exit "$serial"
+}
+
 command="${1:-}"
 [ $# -gt 0 ] && shift
 case "$command" in
   setup) setup; setup_js ;;
   broker) broker ;;
   demo) setup; broker; exec "$VENV/bin/eventbridge" demo "$@" ;;
-  test) setup; setup_js; broker; exec "$VENV/bin/python" -m pytest "$@" ;;
+  test) setup; setup_js; broker; run_tests "$@" ;;
   lint)
     setup
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     "$VENV/bin/mypy"
+    "$VENV/bin/lint-imports" --no-cache
     ;;
   *)
     echo "usage: scripts/dev.sh {setup|broker|demo|test|lint} [ARGS...]" >&2

@@ -1,8 +1,16 @@
-"""Shared fixtures: the real broker, a unique topology prefix per test.
+"""Shared fixtures: the real broker, a unique topology prefix per test, a private cluster.
 
 The broker is the one at `EVENTBRIDGE_AMQP_URL`, else the local 127.0.0.1:5672; where none
 answers and a Docker engine is present, testcontainers starts RabbitMQ. Where neither, the run
 stops with one sentence saying so: tests that need a broker are never skipped silently.
+
+Tests marked `cluster` get a private 3-node cluster (`private_cluster`, see tests/cluster.py):
+the one `scripts/cluster.sh start` left running, else one started for the session.
+
+Under pytest-xdist (`scripts/dev.sh test`) each worker is a process with a session of its own,
+so session fixtures run once per worker. The workers share the broker: every test has its own
+topology prefix, so they never meet in it. Only where no broker answers does each worker start
+a container of its own; `scripts/dev.sh test` makes sure one answers before it starts pytest.
 """
 
 from __future__ import annotations
@@ -17,6 +25,9 @@ from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
+import pytest_asyncio
+
+from tests.cluster import ClusterError, PrivateCluster
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -42,9 +53,30 @@ def _docker_present() -> bool:
     return True
 
 
+@pytest.fixture(autouse=True)
+def _grouped(request: pytest.FixtureRequest) -> None:
+    """Under `--dist loadgroup`, fail a test marked xdist_group that pytest-xdist did not group.
+
+    pytest-xdist groups tests by a suffix it adds to their node ids, which pytest 9.2 silently
+    keeps it from adding (pytest-dev/pytest-xdist#1386): such tests would be spread over the
+    workers as if they had no group, two browsers at once, say.
+    """
+    node = request.node
+    if not getattr(request.config.option, "loadgroup", False):  # set in xdist's workers only
+        return
+    if node.get_closest_marker("xdist_group") is None:
+        return
+    if node.nodeid.rfind("@") <= node.nodeid.rfind("]"):  # how pytest-xdist finds a group
+        pytest.fail(
+            "pytest-xdist did not put this test in its xdist_group: this pytest and "
+            "pytest-xdist do not work together (see the pytest version range in pyproject.toml)",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="session")
 def amqp_url() -> Iterator[str]:
-    """The URL of a real RabbitMQ for this test session."""
+    """The URL of a real RabbitMQ for this test session (this worker's, under pytest-xdist)."""
     url = os.environ.get("EVENTBRIDGE_AMQP_URL", DEFAULT_URL)
     if _answers(url):
         yield url
@@ -71,7 +103,10 @@ async def prefix(amqp_url: str) -> AsyncIterator[str]:
     yield name
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        names = (f"{name}.log", f"{name}.dead-letters", f"{name}.epoch", f"{name}.checkpoint")
+        names = [
+            f"{name}.{suffix}"
+            for suffix in ("log", "snapshots", "dead-letters", "epoch", "checkpoint")
+        ]
         for queue in names:
             channel = await connection.channel()
             with contextlib.suppress(aio_pika.exceptions.AMQPError):
@@ -91,3 +126,30 @@ async def amqp_connection(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractR
     )
     async with connection:
         yield connection
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def private_cluster() -> AsyncIterator[PrivateCluster]:
+    """A private 3-node RabbitMQ cluster for the tests marked `cluster`.
+
+    A cluster already running in `EVENTBRIDGE_CLUSTER_DIR` (default /tmp/eventbridge-cluster) is
+    reused and left running; otherwise one is started (about 15 s) and stopped at the end.
+    """
+    cluster = PrivateCluster.from_environment()
+    if await cluster.is_running():
+        yield cluster
+        return
+    try:
+        await cluster.start()
+    except ClusterError as exc:
+        # Three RabbitMQ containers sharing a cookie would do where Docker runs; that is not
+        # built, so say how to get a cluster instead of skipping the tests.
+        pytest.exit(
+            f"No private RabbitMQ cluster for the tests marked `cluster`: {exc} Fix that, or "
+            "deselect them with -m 'not cluster'.",
+            returncode=3,
+        )
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()

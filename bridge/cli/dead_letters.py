@@ -14,11 +14,11 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from bridge.cli import dead_letter_views as views
 from bridge.cli.options import BROKER_OPTIONS, add_broker_options, settings_from
-from bridge.deadletter_admin import DeadLetterQueue
-from bridge.deadletter_records import Selection
-from bridge.deadletter_redrive import RedriveReport, redrive
+from bridge.ops import dead_letter_views as views
+from bridge.ops.deadletter_admin import DeadLetterQueue
+from bridge.ops.deadletter_records import LetterFilter
+from bridge.ops.deadletter_redrive import RedriveReport, redrive
 from bridge.settings import Settings
 from schemas.errors import EventBridgeError
 from schemas.routing import is_valid_project_id
@@ -108,8 +108,8 @@ def _positive_float(value: str) -> float:
     return number
 
 
-def _selection(args: argparse.Namespace) -> Selection:
-    return Selection(frozenset(args.reason or ()), args.project, args.limit)
+def _selection(args: argparse.Namespace) -> LetterFilter:
+    return LetterFilter(frozenset(args.reason or ()), args.project, args.limit)
 
 
 def _run(args: argparse.Namespace, work: Work) -> int:
@@ -232,7 +232,7 @@ def run_replay(args: argparse.Namespace) -> int:
     return _run(args, work)
 
 
-async def _count_selected(settings: Settings, selection: Selection, stop: asyncio.Event) -> int:
+async def _count_selected(settings: Settings, selection: LetterFilter, stop: asyncio.Event) -> int:
     async with _open(settings) as dead_letters:
         if not selection.filtered:
             return min(await dead_letters.count(), selection.limit or sys.maxsize)
@@ -270,7 +270,7 @@ def run_purge(args: argparse.Namespace) -> int:
             print("nothing removed")
             return 0
         # Remove no more than the operator agreed to, even if more arrived meanwhile.
-        selection = Selection(selection.reasons, selection.project, counted[0])
+        selection = LetterFilter(selection.reasons, selection.project, counted[0])
 
     async def remove(stop: asyncio.Event) -> int:
         removed = 0

@@ -10,7 +10,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from bridge.app import create_app
+from bridge.cli.logs import configure_logging
 from bridge.cli.options import (
     AUTH_OPTIONS,
     BROKER_OPTIONS,
@@ -18,14 +18,13 @@ from bridge.cli.options import (
     add_auth_options,
     add_broker_options,
     add_server_options,
-    configure_logging,
     settings_from,
 )
-from bridge.cli.serve import BridgeServer, secured, uvicorn_config
-from bridge.service import BridgeService
+from bridge.edge.server import Bridge, bind, secured
+from bridge.errors import ConfigurationError, EventBridgeError
+from bridge.ops.counting import counted
 from bridge.settings import Settings
 from producers import EventPublisher
-from schemas.errors import EventBridgeError
 
 if TYPE_CHECKING:
     from producers.demo import DemoStats
@@ -102,16 +101,20 @@ async def demo(settings: Settings, args: argparse.Namespace) -> DemoStats:
         _print_banner(settings, projects, serving=False)
         return await _simulate(settings, args, stop)
     authenticator = secured(settings)
-    async with BridgeService(settings) as service:
-        app = create_app(service, authenticator)
-        server = BridgeServer(uvicorn_config(app, settings), service)
-        signal.signal(signal.SIGTERM, lambda *_: None)  # see bridge.cli.serve
-        server_task = asyncio.create_task(server.serve(), name="http-server")
+    sockets = bind(settings)  # a port in use is said before anything connects
+    async with contextlib.AsyncExitStack() as stack:
+        for listener in sockets:
+            stack.callback(listener.close)
+        bridge = await stack.enter_async_context(Bridge(settings, authenticator))
+        server = bridge.server()
+        signal.signal(signal.SIGTERM, lambda *_: None)  # see bridge.edge.server.serve
+        server_task = asyncio.create_task(server.serve(sockets=sockets), name="http-server")
         while not server.started and not server_task.done():  # noqa: ASYNC110 - uvicorn offers no event
             await asyncio.sleep(0.05)
         if server_task.done():
-            raise EventBridgeError(
-                f"could not listen on {settings.host}:{settings.port}; is the port in use?"
+            raise ConfigurationError(
+                f"the HTTP server on {settings.host}:{settings.port} did not start; see the log "
+                "above"
             )
         _print_banner(settings, projects, serving=True)
         simulation = asyncio.create_task(_simulate(settings, args, stop), name="demo-agents")
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         print("eventbridge demo: --rate must be more than 0", file=sys.stderr)
         return 2
     settings = settings_from(args, BROKER_OPTIONS + SERVER_OPTIONS + AUTH_OPTIONS)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         stats = asyncio.run(demo(settings, args))
     except EventBridgeError as exc:  # includes the SDK's PublishError
@@ -138,5 +141,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
-    print(f"eventbridge demo: published {stats.published} events", flush=True)
+    print(f"eventbridge demo: published {counted(stats.published, 'event')}", flush=True)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bridge.cli import dead_letters, demo, publish, replay, serve, status, tail, tokens
+from bridge.cli import dead_letters, demo, publish, replay, serve, status, tail, tokens, topology
 
 COMMANDS = {
     "serve": serve,
@@ -17,6 +17,7 @@ COMMANDS = {
     "status": status,
     "replay": replay,
     "token": tokens,
+    "topology": topology,
 }
 
 

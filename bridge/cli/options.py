@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import re
 import sys
 from typing import Any
 
@@ -118,42 +116,3 @@ def settings_from(args: argparse.Namespace, names: tuple[str, ...]) -> Settings:
                 file=sys.stderr,
             )
         raise SystemExit(2) from None
-
-
-JWT_PATTERN = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.?[A-Za-z0-9_-]*")
-"""Anything shaped like a compact JWT (its header always starts with `{"` = `eyJ`)."""
-
-
-class RedactTokens(logging.Filter):
-    """Replace anything shaped like a JWT in a log line by `<token>`, whoever logs it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Redact the formatted message (and the exception text) in place; keep the record."""
-        message = record.getMessage()
-        if "eyJ" in message:
-            record.msg, record.args = JWT_PATTERN.sub("<token>", message), None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text and "eyJ" in record.exc_text:
-            record.exc_text = JWT_PATTERN.sub("<token>", record.exc_text)
-        return True
-
-
-def configure_logging(level: str) -> None:
-    """Log to stderr with timestamps; keep libraries that log payloads quiet.
-
-    Tokens never reach the log: uvicorn's and the websockets library's debug output (request
-    lines, headers, frames) stays off even at debug level, and a filter redacts anything
-    shaped like a JWT that some other logger lets through.
-    """
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactTokens())
-    for noisy in ("aio_pika", "aiormq", "engineio", "socketio"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    for chatty in ("uvicorn.error", "websockets"):  # their debug lines carry URLs and frames
-        logging.getLogger(chatty).setLevel(max(logging.INFO, logging.getLogger().level))

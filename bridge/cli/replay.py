@@ -6,7 +6,7 @@ found in the log are never selected again. Killed half-way (Ctrl-C, SIGTERM: it 
 confirms in flight), everything up to the last reported offset was confirmed by the broker; the
 summary says how to resume (`--from-offset <next>`). After a harder kill, resume from the last
 progress line's offset + 1: the window in flight (at most 64 events) may be sent again, so a
-replay is at-least-once. The selection and the confirm window are `bridge/replay.py`.
+replay is at-least-once. The selection and the confirm window are `bridge/ops/replay.py`.
 """
 
 from __future__ import annotations
@@ -20,24 +20,18 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any
 
 import aio_pika
 
-from bridge.broker import connect, redact
+from bridge.broker.connect import open_connection
+from bridge.broker.topology import Names
 from bridge.cli.options import BROKER_OPTIONS, add_broker_options, settings_from
-from bridge.replay import (
-    Criteria,
-    ReplayError,
-    Republisher,
-    Selection,
-    Target,
-    check_log,
-    select,
-    selected_records,
-)
+from bridge.errors import BrokerUnavailableError, LogError, ReplayError
+from bridge.ops import replay_views as views
+from bridge.ops.replay import Republisher, Target, selected_records
+from bridge.ops.replay_selection import Criteria, Selection, check_log, select
 from bridge.settings import Settings
-from bridge.topology import Names
 from schemas.envelope import format_timestamp
 from schemas.events import EVENT_MODELS
 from schemas.routing import is_valid_project_id
@@ -236,57 +230,6 @@ class _Stopper:
         self.event.set()
 
 
-class _Progress:
-    """One progress line on stderr: redrawn at most 5 times a second on a terminal, else a
-    plain line every 1,000 events."""
-
-    def __init__(self, stream: TextIO, every: int = 1000) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
-        self._every = every
-        self._next_line = every
-        self._drawn_at = 0.0
-        self.started = time.monotonic()
-
-    def _draw(self, text: str, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._drawn_at >= 0.2:
-            self._drawn_at = now
-            self._stream.write(f"\r\x1b[K{text}")
-            self._stream.flush()
-
-    def selecting(self, selection: Selection, upto: int) -> None:
-        """Show how far the selection has read (terminal only)."""
-        if self._tty:
-            self._draw(
-                f"selecting: offset {selection.last_read} of {upto}, "
-                f"{len(selection.offsets)} selected"
-            )
-
-    def replaying(self, republisher: Republisher, total: int, *, final: bool = False) -> None:
-        """Show how many replays are confirmed, how fast, and through which offset."""
-        done = republisher.confirmed
-        rate = done / max(time.monotonic() - self.started, 1e-9)
-        text = (
-            f"replayed {done}/{total} events, {rate:.1f}/s, confirmed through offset "
-            f"{republisher.confirmed_through if done else '-'}"
-        )
-        if self._tty:
-            self._draw(text, force=final)
-            if final:
-                self._stream.write("\n")
-        elif done >= self._next_line:
-            print(text, file=self._stream, flush=True)
-            self._next_line = (done // self._every + 1) * self._every
-
-    def clear(self) -> None:
-        """Remove the selection line before the report."""
-        if self._tty and self._drawn_at:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-        self.started = time.monotonic()
-
-
 async def _pace(rate: float | None, sent: int, started: float, stop: asyncio.Event) -> None:
     """Wait until the next event may go out at `rate` per second (or a stop is requested)."""
     if rate is None:
@@ -304,15 +247,12 @@ async def _replay(args: argparse.Namespace, criteria: Criteria, settings: Settin
     try:
         # The sentence below says it all; aiormq would log the same failure first.
         logging.getLogger("aiormq").setLevel(logging.CRITICAL)
-        connection = await connect(settings.amqp_url, "replay")
-    except (aio_pika.exceptions.AMQPError, OSError, TimeoutError) as exc:
-        return _fail(
-            f"cannot reach RabbitMQ at {redact(settings.amqp_url)} ({exc!r}): start the broker "
-            "or point EVENTBRIDGE_AMQP_URL at a running one",
-        )
+        connection = await open_connection(settings.amqp_url, "replay")
+    except BrokerUnavailableError as exc:
+        return _fail(str(exc))
     finally:
         logging.getLogger("aiormq").setLevel(logging.NOTSET)
-    progress = _Progress(sys.stderr)
+    progress = views.Progress(sys.stderr)
     async with connection:
         try:
             await check_log(connection, names)
@@ -330,7 +270,7 @@ async def _replay(args: argparse.Namespace, criteria: Criteria, settings: Settin
                 print(f"stopped by {_signame(stopper.signum)} while selecting: nothing was sent")
                 return 128 + (stopper.signum or 0)
             if args.dry_run:
-                _print_dry_run(selection)
+                views.print_dry_run(selection)
                 return 0
             return await _republish(
                 connection,
@@ -341,7 +281,7 @@ async def _replay(args: argparse.Namespace, criteria: Criteria, settings: Settin
                 stopper=stopper,
                 started=started,
             )
-        except ReplayError as exc:
+        except (ReplayError, LogError) as exc:
             return _fail(str(exc))
         except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:
             return _fail(f"lost the connection to RabbitMQ ({exc!r}): run the replay again")
@@ -359,7 +299,7 @@ async def _republish(
 ) -> int:
     target: Target = args.target
     total = len(selection.offsets)
-    progress = _Progress(sys.stderr)
+    progress = views.Progress(sys.stderr)
     error: ReplayError | None = None
     async with Republisher(
         connection, names, target, window=WINDOW, timeout=settings.publish_timeout
@@ -370,8 +310,12 @@ async def _republish(
         try:
             async with contextlib.aclosing(records):
                 sent = 0
+                first: float | None = None
                 async for record in records:
-                    await _pace(args.rate, sent, progress.started, stopper.event)
+                    # The schedule starts with the first event, not before the log was read:
+                    # a slow first read must not be made up for by a burst above the rate.
+                    first = time.monotonic() if first is None else first
+                    await _pace(args.rate, sent, first, stopper.event)
                     if stopper.event.is_set() or republisher.failure is not None:
                         break
                     await republisher.send(record)
@@ -382,7 +326,7 @@ async def _republish(
     # Leaving the Republisher waited for every confirm in flight.
     progress.replaying(republisher, total, final=total > 0)
     error = republisher.failure or error
-    _print_summary(selection, republisher, time.monotonic() - started)
+    views.print_summary(selection, republisher, time.monotonic() - started)
     if republisher.confirmed < total:
         if stopper.signum is not None:
             print(f"stopped by {_signame(stopper.signum)} after the confirms in flight")
@@ -390,45 +334,6 @@ async def _republish(
     if error is not None:
         return _fail(str(error))
     return 128 + stopper.signum if stopper.signum is not None else 0
-
-
-def _print_dry_run(selection: Selection) -> None:
-    offsets = selection.offsets
-    where = f" (original offsets {offsets[0]} to {offsets[-1]})" if offsets else ""
-    print(f"dry run: {len(offsets)} events selected{where}; nothing was sent")
-    if selection.sample:
-        print(f"first {len(selection.sample)}:")
-        print(f"  {'offset':>8}  {'occurred_at':<24}  {'type':<19}  {'project':<16}  id")
-        for event in selection.sample:
-            project = event.project_id or "(global)"
-            print(
-                f"  {event.offset:>8}  {format_timestamp(event.occurred_at):<24}  "
-                f"{event.type:<19}  {project:<16}  {event.id}"
-            )
-    _print_read(selection)
-
-
-def _print_summary(selection: Selection, republisher: Republisher, elapsed: float) -> None:
-    offsets = selection.offsets
-    where = f" (original offsets {offsets[0]} to {offsets[-1]})" if offsets else ""
-    print(f"selected:    {len(offsets)} events{where}")
-    through = (
-        f", confirmed through original offset {republisher.confirmed_through}"
-        if republisher.confirmed
-        else ""
-    )
-    print(f"republished: {republisher.confirmed} to {republisher.destination}{through}")
-    _print_read(selection)
-    print(f"elapsed:     {elapsed:.2f} s")
-
-
-def _print_read(selection: Selection) -> None:
-    span = f" (offsets {selection.first_read} to {selection.last_read})" if selection.read else ""
-    print(f"read:        {selection.read} records{span}")
-    print(
-        f"skipped:     {selection.invalid} invalid, {selection.replays} earlier replays, "
-        f"{selection.markers} bridge markers"
-    )
 
 
 def _resume_hint(selection: Selection, confirmed: int, args: argparse.Namespace) -> str:

@@ -10,15 +10,17 @@ import logging
 import sys
 from typing import Any
 
+from bridge.broker.connect import unreachable
+from bridge.cli.logs import configure_logging
 from bridge.cli.options import (
     BROKER_OPTIONS,
     SERVER_OPTIONS,
     add_broker_options,
-    configure_logging,
     settings_from,
 )
+from bridge.ops.counting import counted
+from bridge.ops.status import StatusReport, gather
 from bridge.settings import Settings
-from bridge.status import StatusReport, gather, unreachable
 
 CONSUMERS_UNKNOWN = "unknown (RabbitMQ 3.10 does not report a stream's consumers over AMQP)"
 
@@ -119,9 +121,12 @@ def _bridge_rows(report: StatusReport) -> list[tuple[str, str]]:
         ("bridge", f"{bridge.url}: {bridge.health.get('status')}"),
         ("  broker", str((services.get("broker") or {}).get("status"))),
     ]
+    if node := (services.get("broker") or {}).get("node"):
+        rows.append(("  node", f"{node} (the broker node the bridge uses)"))
     for transport in ("websocket", "socketio"):
         count = (services.get(transport) or {}).get("connections")
-        rows.append((f"  {transport}", f"{count} connections"))
+        connections = counted(count, "connection") if isinstance(count, int) else f"{count}"
+        rows.append((f"  {transport}", connections))
     rows.append(("  log offset", f"{health_log.get('offset')} (epoch {health_log.get('epoch')})"))
     return rows
 
@@ -130,7 +135,8 @@ def render(report: StatusReport) -> str:
     """The human report: one aligned line per fact."""
     broker = report.broker
     if broker.reachable:
-        rows = [("RabbitMQ", f"reachable at {broker.url}"), *_log_rows(report)]
+        rows = [("RabbitMQ", f"reachable at {broker.url}"), ("  node", f"{broker.node} answered")]
+        rows += _log_rows(report)
         dead = report.dead_letters
         found = f"{dead.messages} in {dead.name}" if dead.exists else f"{dead.name} does not exist"
         rows.append(("dead letters", found))
@@ -144,6 +150,8 @@ def render(report: StatusReport) -> str:
 
 def problem(report: StatusReport) -> str | None:
     """The sentence explaining a non-zero exit, or None when all is well."""
+    if report.broker.login_refused:  # the error is the whole sentence already
+        return report.broker.error
     if not report.broker.reachable:
         return unreachable(report.broker.url, report.broker.error)
     if not report.log.exists:

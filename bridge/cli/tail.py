@@ -24,19 +24,19 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractConnection
 
-from bridge import broker
-from bridge.cli.options import BROKER_OPTIONS, add_broker_options, configure_logging, settings_from
-from bridge.eventlog import LogReader, OffsetSpec
+from bridge.broker import connect
+from bridge.broker.eventlog import LogReader, OffsetSpec
+from bridge.broker.topology import Names
+from bridge.cli.logs import configure_logging
+from bridge.cli.options import BROKER_OPTIONS, add_broker_options, settings_from
+from bridge.errors import EventBridgeError
+from bridge.ops.tailview import Painter, View
 from bridge.settings import Settings
-from bridge.status import unreachable
-from bridge.tailview import Painter, View
-from bridge.topology import Names
-from schemas.errors import EventBridgeError
 from schemas.events import EVENT_MODELS
 from schemas.routing import is_valid_project_id
 
 PREFETCH = 500
-CLOSE_ERRORS = (*broker.TRANSIENT, aio_pika.exceptions.AMQPError, RuntimeError)
+CLOSE_ERRORS = (*connect.TRANSIENT, aio_pika.exceptions.AMQPError, RuntimeError)
 """Errors closing a connection that is already gone."""
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -149,14 +149,11 @@ def add_parser(commands: Any, name: str) -> None:
 
 async def _connect(settings: Settings, names: Names, *, retry: bool) -> AbstractConnection:
     """Connect (after a drop: retrying for ever, like the bridge) and check the log exists."""
-    try:
-        if retry:
-            connection = await broker.connect_with_retry(settings.amqp_url, "tail", within=math.inf)
-        else:
-            connection = await broker.connect(settings.amqp_url, "tail", connect_timeout=5)
-    except (*broker.TRANSIENT, aio_pika.exceptions.AMQPError) as exc:
-        url = broker.redact(settings.amqp_url)
-        raise EventBridgeError(unreachable(url, exc or "no answer")) from exc
+    if retry:
+        nodes = connect.Nodes(settings.amqp_url)
+        connection = await connect.connect_with_retry(nodes, "tail", within=math.inf)
+    else:
+        connection = await connect.open_connection(settings.amqp_url, "tail", connect_timeout=5)
     try:
         async with connection.channel() as channel:
             await channel.declare_queue(names.log, passive=True)
@@ -187,10 +184,15 @@ async def follow(settings: Settings, start: Start, view: View) -> None:
     names = Names(settings.prefix)
     spec, min_offset = start.spec, start.min_offset
     connection = await _connect(settings, names, retry=False)
-    _note(f"following {names.log} from {start.label} (Ctrl-C to stop)")
+    announced = False
     try:
         while True:
             async with LogReader(connection, names.log, spec, prefetch=PREFETCH) as reader:
+                if not announced:
+                    # Only now, with the consumer attached: what is published from here on is
+                    # read (announcing earlier could miss events published right after the line).
+                    _note(f"following {names.log} from {start.label} (Ctrl-C to stop)")
+                    announced = True
                 while (record := await reader.next()) is not None:
                     await reader.done(record)
                     if record.offset < min_offset or record.marker is not None:

@@ -1,7 +1,7 @@
 """`eventbridge token`: sign a client token, for trying the bridge and for services without an
 identity provider.
 
-The token is what the bridge checks (bridge/auth.py): `iss` and `aud` from the settings, `exp`
+The token is what the bridge checks (bridge/edge/auth.py): `iss` and `aud` from the settings, `exp`
 after `--ttl`, and the grant claims `projects` and `activity_feed`. HS256 tokens are signed with
 EVENTBRIDGE_JWT_SECRET (the bridge's own secret); RS256/ES256 tokens need the private key that
 belongs to the bridge's public key (`--private-key-file`).
@@ -19,8 +19,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from bridge.auth import ALL_PROJECTS
 from bridge.cli.options import settings_from
+from bridge.edge.auth import ALL_PROJECTS
 from bridge.settings import JWT_ALGORITHMS, Settings
 from schemas.routing import is_valid_project_id
 

@@ -323,6 +323,17 @@ class ServerFrames:
     ended: bool = False
 
 
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The server's next (unmasked) frame: (opcode, payload)."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", await reader.readexactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", await reader.readexactly(8))
+    return first & 0x0F, await reader.readexactly(length)
+
+
 async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 10) -> ServerFrames:
     """Read the server's (unmasked) frames until its close frame or the end of the stream;
     `ended` is False if neither came within `timeout` seconds."""
@@ -330,14 +341,7 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float = 10) -
     with contextlib.suppress(TimeoutError, asyncio.IncompleteReadError, ConnectionError):
         async with asyncio.timeout(timeout):
             while True:
-                first, second = await reader.readexactly(2)
-                length = second & 0x7F
-                if length == 126:
-                    (length,) = struct.unpack("!H", await reader.readexactly(2))
-                elif length == 127:
-                    (length,) = struct.unpack("!Q", await reader.readexactly(8))
-                payload = await reader.readexactly(length)
-                opcode = first & 0x0F
+                opcode, payload = await read_frame(reader)
                 seen.frames.append((opcode, payload))
                 if opcode == OPCODE_CLOSE:
                     seen.close_code = struct.unpack("!H", payload[:2])[0] if payload else 1005

@@ -1,4 +1,5 @@
-"""Fixtures that run the real bridge: `BridgeService` plus uvicorn on a free port."""
+"""Fixtures that run the real bridge: `Bridge` (hub, log consumer, app) plus uvicorn on a free
+port."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ import httpx
 import pytest
 import uvicorn
 
-from bridge.app import create_app
-from bridge.cli.serve import BridgeServer, uvicorn_config
-from bridge.service import BridgeService
+from bridge.broker.consumer import LogConsumer
+from bridge.core.hub import Hub
+from bridge.edge.server import Bridge
 from bridge.settings import Settings
 from producers import EventPublisher
 
@@ -94,9 +95,24 @@ async def serve_process(
 class RunningBridge:
     """A bridge serving on a local port."""
 
-    service: BridgeService
+    bridge: Bridge
     server: uvicorn.Server
     port: int
+
+    @property
+    def hub(self) -> Hub:
+        """The bridge's hub: rooms, history, state, head and epoch."""
+        return self.bridge.hub
+
+    @property
+    def consumer(self) -> LogConsumer:
+        """The bridge's log consumer: the broker side."""
+        return self.bridge.consumer
+
+    @property
+    def settings(self) -> Settings:
+        """The bridge's settings."""
+        return self.bridge.settings
 
     @property
     def http_url(self) -> str:
@@ -111,11 +127,10 @@ class RunningBridge:
 
 @asynccontextmanager
 async def running_bridge(settings: Settings) -> AsyncIterator[RunningBridge]:
-    """Start the service and uvicorn in this event loop; stop both gracefully afterwards."""
-    async with BridgeService(settings) as service:
-        config = uvicorn_config(create_app(service), settings)
-        config.log_level = "warning"
-        server = BridgeServer(config, service)
+    """Start the bridge and uvicorn in this event loop; stop both gracefully afterwards."""
+    async with Bridge(settings) as bridge:
+        server = bridge.server()
+        server.config.log_level = "warning"
         server.capture_signals = _no_signals  # type: ignore[method-assign,assignment]
         task = asyncio.create_task(server.serve())
         while not server.started:
@@ -124,7 +139,7 @@ async def running_bridge(settings: Settings) -> AsyncIterator[RunningBridge]:
                 raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.01)
         try:
-            yield RunningBridge(service, server, settings.port)
+            yield RunningBridge(bridge, server, settings.port)
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, 15)

@@ -55,11 +55,20 @@ from tests.integration.clients import (
 from tests.integration.conftest import free_port, serve_process, wait_ready
 from tests.integration.test_limits import assert_received_everything, closed_with
 
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    # With no other test beside them (scripts/dev.sh test runs them after the parallel part):
+    # the floods must reach the bridge at the rates sent, the memory must be the attacks' own.
+    pytest.mark.serial,
+    # Run in parallel all the same, they share one bridge process, in order: one worker.
+    pytest.mark.xdist_group("abuse"),
+]
 
 T = TypeVar("T")
 
 MEMORY_BOUND = 16 * MiB
+JOINS_MEMORY_BOUND = 24 * MiB
+"""The ten-thousand-joins attack's bound: 10,200 rooms joined, each with a presence entry."""
 """How far the bridge's RSS may rise above its level before an attack, at the attack's peak.
 The attacks below send tens of MiB each (oversized frames, attachments, a header line) and
 make hundreds of connections and ten thousand joins; a bridge that buffered what it is sent,
@@ -542,7 +551,10 @@ async def test_floods_get_rate_limited_then_disconnected_on_both_transports(
         assert refused, sio_flood
         assert {ack["error"]["code"] for ack in refused} == {"rate_limited"}
         assert len(sio_flood.acks) - len(refused) <= RATE * (2 + sio_flood.seconds), sio_flood
-        assert sio_flood.seconds < 6, sio_flood
+        # Disconnected for flooding (asserted above, within the flood or the 5 s after it). Not
+        # timed like the native ones: fifteen Socket.IO
+        # flooders saturate the bridge's core, so how fast each one's excess is seen (and the
+        # close comes) measures the machine, not the limit (docs/security.md, "Limits").
     await connections_return_to(abused, before)
     check_memory(figures)
 
@@ -635,7 +647,9 @@ async def test_ten_thousand_joins_are_refused_past_the_room_and_rate_limits(
     for outcomes in [*results[2], *results[3]]:
         assert outcomes == expected
     await connections_return_to(abused, before)
-    check_memory(figures)
+    # 10,200 allowed joins of distinct project rooms: each holds a subscription and a presence
+    # entry (about 1 KiB each, docs/clients.md "Presence"), all freed when the clients leave.
+    check_memory(figures, JOINS_MEMORY_BOUND)
 
 
 # -- 4. binary attachments -------------------------------------------------------------------
@@ -852,10 +866,17 @@ async def test_malformed_socketio_packets_are_ignored_and_cost_nothing(
         async with raw_socketio(abused.engineio_url) as client:
             await client.send(packet)
             if packet in SESSION_ENDERS:
-                await asyncio.sleep(0.5)
-                ack_id = await client.emit("join-project", "after-end")
-                await asyncio.sleep(0.5)
-                return packet, client.acks.get(ack_id), client.packets
+                await client.send('4299["join-project","after-end"]')  # acknowledgement id 99
+                # A session's packets are handled one at a time, in order: an UPGRADE out of
+                # place is answered with NOOP ("6") after the join was handled (or, the
+                # session being over, the WebSocket is closed). Either way an acknowledgement
+                # of the join would have come first.
+                noops = client.packets.count("6")
+                await client.send("5")
+                await wait_for(
+                    lambda: client.packets.count("6") > noops or client.websocket_closed, 10
+                )
+                return packet, client.acks.get(99), client.packets
             ack = await client.call("join-project", "after-malformed")
             return packet, ack, client.packets
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.core.connection import ClientConnection
 from bridge.settings import Settings
-from producers import EventPublisher
+from producers import EventPublisher, PublishedEvent
 from tests import tokens
 from tests.helpers import wait_for
 from tests.integration.clients import SocketIOWatcher, WebSocketWatcher
 from tests.integration.conftest import EVENTBRIDGE, RunningBridge, running_bridge
+from tests.integration.markers import events_before, publish_marker
 from tests.integration.test_properties_transports import json_values, properties, ws_frames
 
 RSA = tokens.rsa_pair()
@@ -72,60 +75,128 @@ class Attempt:
     frames: list[dict[str, Any]] = field(default_factory=list)
 
 
+def observer_token(bridge: RunningBridge) -> str:
+    """A token for every project, signed the way `bridge` verifies tokens."""
+    key_file = bridge.settings.jwt_public_key_file
+    if key_file is None:
+        return tokens.hs256(projects="*")
+    pair = RSA if Path(key_file).read_bytes() == RSA.public_pem else EC
+    return pair.sign(projects="*")
+
+
+def members_of_p1(bridge: RunningBridge) -> list[ClientConnection]:
+    """The connections in room project:p1, as the bridge's hub holds them."""
+    return [c for c in bridge.hub.connections() if "project:p1" in bridge.hub.rooms_of(c)]
+
+
+@dataclass
+class Observer:
+    """An authorized WebSocket client in p1, and its connection in the bridge's hub."""
+
+    watcher: WebSocketWatcher
+    connection: ClientConnection
+
+    async def publish(self, publisher: EventPublisher) -> tuple[PublishedEvent, PublishedEvent]:
+        """Publish an event to p1, then a marker; return both once the observer has the
+        marker, that is once the bridge has routed both to every member of p1."""
+        sent = await publisher.agent_status("p1", agent_id="a", status="running")
+        marker = await publish_marker(publisher, "p1")
+        await events_before(self.watcher, marker)
+        return sent, marker
+
+
+@asynccontextmanager
+async def observing(bridge: RunningBridge) -> AsyncIterator[Observer]:
+    """An `Observer` for one attempt. When the block ends, every connection opened during it
+    (the observer's and the attempt's) is gone from the hub, so the next attempt starts clean.
+    """
+    present = set(bridge.hub.connections())
+    async with websockets.connect(f"{bridge.ws_url}/ws/ai/p1") as connection:
+        watcher = WebSocketWatcher(connection)
+        await watcher.send({"type": "auth", "token": observer_token(bridge)})
+        await wait_for(lambda: bool(watcher.replies("subscribed")), 5)
+        [own] = set(bridge.hub.connections()) - present
+        try:
+            yield Observer(watcher, own)
+        finally:
+            await watcher.close()
+    await wait_for(lambda: set(bridge.hub.connections()) <= present, 5)
+
+
 async def socketio_attempt(
     bridge: RunningBridge, publisher: EventPublisher, token: str | None
 ) -> Attempt:
-    """Connect over Socket.IO with `token`, try to join p1, publish to p1, report what came."""
-    watcher = SocketIOWatcher()
-    refusals: list[Any] = []
-    watcher.client.on("connect_error", refusals.append)
-    auth = None if token is None else {"token": token}
-    try:
-        await watcher.client.connect(
-            bridge.http_url, transports=["websocket"], auth=auth, wait_timeout=5
-        )
-    except socketio.exceptions.ConnectionError:
-        await publisher.agent_status("p1", agent_id="a", status="running")
-        await asyncio.sleep(0.3)
-        [refusal] = refusals
-        return Attempt(False, refusal["data"]["code"], refusal["message"], watcher.events())
-    try:
-        ack = await watcher.call("join-project", "p1")
-        sent = await publisher.agent_status("p1", agent_id="a", status="running")
-        if ack["ok"]:
-            await watcher.wait_for_events(1)
-            assert [event["id"] for event in watcher.events()] == [sent.id]
-            return Attempt(True, events=watcher.events())
-        await asyncio.sleep(0.3)
-        return Attempt(True, ack["error"]["code"], ack["error"]["message"], watcher.events())
-    finally:
-        await watcher.client.disconnect()
+    """Connect over Socket.IO with `token`, try to join p1, publish to p1, report what came
+    before a marker published after it."""
+    async with observing(bridge) as observer:
+        watcher = SocketIOWatcher()
+        refusals: list[Any] = []
+        watcher.client.on("connect_error", refusals.append)
+        auth = None if token is None else {"token": token}
+        try:
+            await watcher.client.connect(
+                bridge.http_url, transports=["websocket"], auth=auth, wait_timeout=5
+            )
+        except socketio.exceptions.ConnectionError:
+            # The client closed its connection before connect() raised: nothing can reach it
+            # any more, so what it holds is final.
+            await observer.publish(publisher)
+            [refusal] = refusals
+            return Attempt(False, refusal["data"]["code"], refusal["message"], watcher.events())
+        try:
+            ack = await watcher.call("join-project", "p1")
+            sent, marker = await observer.publish(publisher)
+            if ack["ok"]:
+                events = await events_before(watcher, marker)
+                assert [event["id"] for event in events] == [sent.id]
+                return Attempt(True, events=events)
+            # The hub has routed the event to the members of p1 (the observer has the marker
+            # published after it), and the observer was the only one: nothing was queued for
+            # this client. (Unlike a WebSocket reply, a Socket.IO acknowledgement is not queued
+            # behind the client's events, so a round trip of its own would prove nothing more.)
+            assert members_of_p1(bridge) == [observer.connection]
+            return Attempt(True, ack["error"]["code"], ack["error"]["message"], watcher.events())
+        finally:
+            await watcher.client.disconnect()
 
 
 async def websocket_attempt(
     bridge: RunningBridge, publisher: EventPublisher, token: str | None
 ) -> Attempt:
-    """Open /ws/ai/p1 (which subscribes to p1 once authenticated), send `token`, publish."""
-    async with websockets.connect(f"{bridge.ws_url}/ws/ai/p1") as connection:
+    """Open /ws/ai/p1 (which subscribes to p1 once authenticated), send `token`, publish to
+    p1, report what came before a marker published after it."""
+    async with (
+        observing(bridge) as observer,
+        websockets.connect(f"{bridge.ws_url}/ws/ai/p1") as connection,
+    ):
         watcher = WebSocketWatcher(connection)
         await watcher.send({"type": "auth", "token": token})
         await wait_for(lambda: bool(watcher.received) or connection.close_code is not None, 5)
-        await asyncio.sleep(0.2)
-        sent = await publisher.agent_status("p1", agent_id="a", status="running")
         first = watcher.received[0]
-        if first.get("type") == "authenticated":
-            subscribed = watcher.replies("subscribed")
-            if subscribed:
-                await watcher.wait_for_events(1)
-                assert [event["id"] for event in watcher.events()] == [sent.id]
+        accepted = first.get("type") == "authenticated"
+        if accepted:  # then the answer to the subscription to p1
+            answers = ("subscribed", "request_error")
+            await wait_for(lambda: any(watcher.replies(kind) for kind in answers), 5)
+        else:  # refused: the bridge closes the connection
+            await wait_for(lambda: connection.close_code is not None, 5)
+        sent, marker = await observer.publish(publisher)
+        if accepted:
+            if watcher.replies("subscribed"):
+                events = await events_before(watcher, marker)
+                assert [event["id"] for event in events] == [sent.id]
                 await watcher.close()
-                return Attempt(True, events=watcher.events(), frames=watcher.received)
-            await asyncio.sleep(0.3)
+                return Attempt(True, events=events, frames=watcher.received)
+            # Not a member of p1 when the hub routed the event (the observer, which has the
+            # marker, was the only one), and a reply is queued behind every frame queued
+            # before it: once the pong is here, nothing more can be on its way.
+            assert members_of_p1(bridge) == [observer.connection]
+            assert await watcher.request({"type": "ping"}, "pong") == {"type": "pong"}
             [error] = watcher.replies("request_error")
             await watcher.close()
             return Attempt(
                 True, error["code"], error["message"], watcher.events(), watcher.received
             )
+        # Closed by the bridge: what the client holds is final.
         await watcher.close()
         assert connection.close_code == 4401
         assert connection.close_reason is not None
@@ -182,7 +253,9 @@ async def test_token_matrix(
     if case.code is not None:
         assert result.events == []
         assert result.message
-        joined = [c for c in hs_bridge.service.rooms.connections() if "project:p1" in c.rooms]
+        joined = [
+            c for c in hs_bridge.hub.connections() if "project:p1" in hs_bridge.hub.rooms_of(c)
+        ]
         assert joined == []
 
 
@@ -296,9 +369,9 @@ async def test_rooms_and_client_events_are_authorized_per_room(
             allowed = await watcher.call("step-updated", {"project_id": "p1", **STEP})
             assert allowed["ok"], allowed
             await publisher.agent_status("p2", agent_id="a", status="running")
-            await watcher.wait_for_events(1)
-            await asyncio.sleep(0.3)
-            assert [event["project_id"] for event in watcher.events()] == ["p1"]
+            # A p2 event, wrongly delivered, would arrive before this later one of p1.
+            events = await events_before(watcher, await publish_marker(publisher, "p1"))
+            assert [event["project_id"] for event in events] == ["p1"]
         finally:
             await watcher.client.disconnect()
         return
@@ -316,9 +389,11 @@ async def test_rooms_and_client_events_are_authorized_per_room(
         ]
         codes = [answer.get("code") for answer in answers]
         assert codes == ["forbidden", "forbidden", "already_authenticated", "forbidden"]
+        joined = await ws.request({"type": "subscribe", "project_id": "p1"}, "subscribed")
+        assert joined["type"] == "subscribed", joined
         await publisher.agent_status("p2", agent_id="a", status="running")
-        await asyncio.sleep(0.3)
-        assert ws.events() == []
+        # A p2 event, wrongly delivered, would arrive before this later one of p1.
+        assert await events_before(ws, await publish_marker(publisher, "p1")) == []
         await ws.close()
 
 
@@ -364,7 +439,7 @@ async def test_project_list_needs_a_token_and_shows_only_granted_projects(
     """/api/projects answers 401 without a valid token, and lists only the token's projects."""
     for project in ("p1", "p2", "p3"):
         await publisher.agent_status(project, agent_id="a", status="running")
-    await wait_for(lambda: len(hs_bridge.service.state.newest_offsets()) >= 3, 5)
+    await wait_for(lambda: len(hs_bridge.hub.state.newest_offsets()) >= 3, 5)
     async with httpx.AsyncClient(base_url=hs_bridge.http_url) as http:
         anonymous = await http.get("/api/projects")
         assert anonymous.status_code == 401
@@ -472,7 +547,7 @@ async def test_any_first_websocket_frame_without_a_valid_token_is_refused(
     assert answer["code"] in REFUSAL_CODES, answer
     assert answer["request"] == "auth"
     assert connection.close_code == 4401
-    assert not [c for c in hs_bridge.service.rooms.connections() if c.rooms]
+    assert not [c for c in hs_bridge.hub.connections() if hs_bridge.hub.rooms_of(c)]
 
 
 @properties(max_examples=80)

@@ -53,6 +53,19 @@ async def test_default_without_a_key_is_refused(amqp_url: str, prefix: str) -> N
     assert "EVENTBRIDGE_AUTH=anonymous" in lines[0]
 
 
+async def test_a_short_jwt_secret_is_refused_with_exit_1(amqp_url: str, prefix: str) -> None:
+    """A JWT secret under 32 bytes stops serve with exit status 1 (as docs/configuration.md's
+    exit codes say) and one line saying how to make a good one."""
+    status, lines = await refused(
+        amqp_url, prefix, EVENTBRIDGE_AUTH="jwt", EVENTBRIDGE_JWT_SECRET="short"
+    )
+    assert status == 1
+    assert lines == [
+        "eventbridge: EVENTBRIDGE_JWT_SECRET is too short for HS256: use at least 32 random "
+        "bytes (e.g. `openssl rand -base64 48`)"
+    ]
+
+
 async def test_insecure_serves_anonymous_clients_on_every_address(
     amqp_url: str, prefix: str
 ) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import pytest
+import websockets
 
 from producers import EventPublisher
 from tests.integration.clients import socketio_client, websocket_client
@@ -117,3 +120,53 @@ async def test_leave_stops_delivery_on_both_transports(
     # The feed event was published last: once it is in, the left room's event would be too.
     assert [event["id"] for event in ws.events()] == [first.id, feed_event.id]
     assert [event["id"] for event in sio.events()] == [first.id, feed_event.id]
+
+
+async def test_engineio_close_packet_ends_the_websocket_at_once(
+    bridge: RunningBridge, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Engine.IO's CLOSE packet closes the WebSocket at once; what follows it is dropped quietly."""
+    url = f"{bridge.ws_url}/socket.io/?EIO=4&transport=websocket"
+    async with websockets.connect(url) as ws:
+        assert str(await ws.recv()).startswith("0{")
+        await ws.send("40")
+        assert str(await ws.recv()).startswith("40{")
+        await ws.send("1")
+        await ws.send("40")  # after the CLOSE: must not reach python-socketio
+        async with asyncio.timeout(2):
+            await ws.wait_closed()
+    await asyncio.sleep(0.1)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert not list(bridge.hub.connections())
+
+
+WEBSOCKET_HANDSHAKE = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "handshake"),
+    [
+        ("/ws", WEBSOCKET_HANDSHAKE),
+        ("/socket.io/?EIO=4&transport=websocket", WEBSOCKET_HANDSHAKE),
+        ("/socket.io/?EIO=4&transport=polling", ""),
+    ],
+    ids=["native", "socketio-websocket", "socketio-polling"],
+)
+async def test_two_origin_headers_are_refused_with_400(
+    bridge: RunningBridge, path: str, handshake: str
+) -> None:
+    """A request carrying two Origin headers (even both the bridge's own) is refused with HTTP
+    400 on every transport, as docs/security.md says."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", bridge.port)
+    own = f"Origin: {bridge.http_url}\r\n"
+    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{bridge.port}\r\n{handshake}{own}{own}\r\n"
+    writer.write(head.encode())
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), 5)
+    writer.close()
+    await writer.wait_closed()
+    assert status.startswith(b"HTTP/1.1 400 "), status
+    assert not list(bridge.hub.connections())

@@ -1,7 +1,8 @@
 """The browser examples of docs/examples in headless Chromium: resume after a page reload.
 
-Each page is served by a small static HTTP server started here (the Socket.IO page also gets the
-socket.io-client bundle at /socket.io.min.js), opened in Chromium against a live bridge that
+Each page is served by a small static HTTP server started here, with the client library's bundle
+next to it at /eventbridge-client.js (the Socket.IO page also gets the socket.io-client bundle at
+/socket.io.min.js), opened in Chromium against a live bridge that
 lists the page's origin in `allowed_origins` (it is another port, so another origin), sent
 events, and reloaded while more events are published. The page must end with every event of its
 rooms exactly once, in order per room, without a resync. A screenshot of each page is saved in
@@ -32,9 +33,14 @@ from tests import tokens
 from tests.browser import Browser, BrowserError, ChromiumMissingError, Page
 from tests.helpers import wait_for
 from tests.integration.conftest import RunningBridge, free_port, running_bridge
+from tests.integration.markers import before_markers, publish_feed_marker, publish_marker
+
+# Under pytest-xdist these tests run on one worker, one after another: one Chromium at a time.
+pytestmark = pytest.mark.xdist_group("browser")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "docs" / "examples"
+CLIENT_BUNDLE = ROOT / "bridge" / "dashboard" / "eventbridge-client.js"
 SOCKETIO_BUNDLE = (
     ROOT / "tests" / "js" / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
 )
@@ -195,7 +201,13 @@ class Outcome:
 async def enter_token(page: Page, token: str) -> None:
     """Wait until the page says the bridge wants a token, then paste `token` into its Token
     field and submit, as a user would (the page stores it and reloads)."""
-    await page.wait_for("window.authError?.code === 'auth_required'", timeout=15)
+    # The refusal comes first (window.authError), the close that shows it in the status line
+    # after it: wait for both.
+    await page.wait_for(
+        "window.authError?.code === 'auth_required'"
+        " && document.getElementById('status').textContent.includes('auth_required')",
+        timeout=15,
+    )
     status = await page.evaluate("document.getElementById('status').textContent")
     assert "auth_required" in status, status
     await page.evaluate("document.getElementById('token-input').focus()")
@@ -242,11 +254,19 @@ async def reload_while_publishing(
     assert at_join > at_reload, "no event was published while the page reloaded"
 
     await wait_received(page, [e for e in published if counted_room(e)])
-    await asyncio.sleep(0.5)  # room for a late duplicate to show itself
+    # One marker per room, published last: once the page shows both, anything wrongly
+    # delivered before them (a late duplicate) is shown too (tests/integration/markers.py).
+    markers = [await publish_marker(publisher, PROJECT), await publish_feed_marker(publisher)]
+    await wait_received(page, markers)
+    received: list[str] = await page.evaluate("window.received")
+    last = max(received.index(marker.id) for marker in markers)
+    assert received[last + 1 :] == [], "shown after the markers, published last"
+    marker_ids = {marker.id for marker in markers}
+    shown = await page.evaluate(f"JSON.parse(localStorage.getItem('{store}:events'))")
     return Outcome(
         published=published,
-        received=await page.evaluate("window.received"),
-        shown=await page.evaluate(f"JSON.parse(localStorage.getItem('{store}:events'))"),
+        received=[received[index] for index in before_markers(received, markers)],
+        shown=[item for item in shown if item["id"] not in marker_ids],
         joins=joins,
         resyncs=await page.evaluate("window.resyncs"),
     )
@@ -285,7 +305,7 @@ async def run_example(
 ) -> None:
     """Serve an example page, run the reload scenario in Chromium against a bridge that allows
     the page's origin (and, given a `token`, requires tokens), save a screenshot, check."""
-    files = {f"/{page_name}": EXAMPLES / page_name}
+    files = {f"/{page_name}": EXAMPLES / page_name, "/eventbridge-client.js": CLIENT_BUNDLE}
     if "socketio" in page_name:
         if not SOCKETIO_BUNDLE.is_file():
             pytest.fail(

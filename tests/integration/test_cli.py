@@ -9,6 +9,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import aio_pika
 import pytest
 
 from tests.helpers import wait_for
@@ -95,7 +96,7 @@ async def test_publish_refuses_bad_data_and_sends_nothing(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
-    assert bridge.service.events_routed == 0
+    assert bridge.hub.events_routed == 0
 
 
 def readme_amqp_publish_command() -> str:
@@ -162,3 +163,63 @@ async def test_demo_serves_and_publishes_a_live_stream(amqp_url: str, prefix: st
     published = re.search(r"published (\d+) events", stdout.decode())
     assert published
     assert 100 <= int(published.group(1)) <= 300
+
+
+async def test_publish_names_the_event_types_plainly_when_the_type_is_unknown() -> None:
+    """A misspelt event type is refused (exit 2) with the valid types listed by name, not as
+    Python enum members."""
+    code, _, err = await run(*EVENTBRIDGE, "publish", "agent_statu", "--data", "{}")
+    assert code == 2
+    assert "'agent_status', 'deployment_log'" in err
+    assert "EventType" not in err
+
+
+async def test_publish_says_which_event_type_the_data_does_not_fit() -> None:
+    """Data that does not fit its type is refused before the broker is contacted, with the
+    type named in a grammatical sentence."""
+    code, _, err = await run(
+        *EVENTBRIDGE,
+        "publish",
+        "activity_created",
+        "--data",
+        '{"actor": "alice"}',
+        env={"EVENTBRIDGE_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"},
+    )
+    assert code == 2
+    assert "invalid data for the activity_created event: action: Field required" in err
+
+
+async def exchange_exists(amqp_url: str, name: str) -> bool:
+    """Whether the broker has an exchange of this name (looked up, never declared)."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection, connection.channel() as channel:
+        try:
+            await channel.declare_exchange(name, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            return False
+        return True
+
+
+async def test_publish_refuses_a_prefix_no_bridge_declared_and_creates_nothing(
+    amqp_url: str, prefix: str
+) -> None:
+    """Publishing to a prefix whose exchange does not exist exits 1 saying no bridge declared
+    it and naming --create-exchange, and leaves no exchange behind; with --create-exchange the
+    exchange is declared and the event refused as unroutable."""
+    command = [
+        *EVENTBRIDGE,
+        "publish",
+        "agent_status",
+        "--data",
+        '{"agent_id": "a", "status": "running"}',
+    ]
+    env = {"EVENTBRIDGE_AMQP_URL": amqp_url, "EVENTBRIDGE_PREFIX": prefix}
+    code, out, err = await run(*command, env=env)
+    assert (code, out) == (1, "")
+    assert f"no bridge has declared prefix '{prefix}'" in err
+    assert "--create-exchange" in err
+    assert not await exchange_exists(amqp_url, f"{prefix}.events")
+    code, _, err = await run(*command, "--create-exchange", env=env)
+    assert code == 1
+    assert "no queue is bound" in err
+    assert await exchange_exists(amqp_url, f"{prefix}.events")

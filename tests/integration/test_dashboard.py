@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.eventlog import REPLAY_OF_HEADER
+from bridge.broker.eventlog import REPLAY_OF_HEADER
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from producers.demo import run_demo
@@ -29,7 +29,17 @@ from schemas.envelope import Envelope
 from tests import tokens
 from tests.browser import Browser, ChromiumMissingError, Page
 from tests.helpers import wait_for
+from tests.integration.clients import websocket_client
 from tests.integration.conftest import RunningBridge, running_bridge
+from tests.integration.markers import (
+    before_markers,
+    events_before,
+    publish_feed_marker,
+    publish_marker,
+)
+
+# Under pytest-xdist these tests run on one worker, one after another: one Chromium at a time.
+pytestmark = pytest.mark.xdist_group("browser")
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -77,6 +87,20 @@ def all_received_js(events: list[PublishedEvent]) -> str:
     """A JavaScript expression: has the page applied every one of these events?"""
     ids = json.dumps([event.id for event in events])
     return f"{ids}.every((id) => window.dashboard.received.includes(id))"
+
+
+async def received_before_markers(page: Page, publisher: EventPublisher) -> list[str]:
+    """Publish a marker to each of the page's rooms (the project's, the feed) and wait until
+    the page has applied both; return the ids the page applied before them (tests/integration/
+    markers.py: anything wrongly delivered before the markers has been applied by then). Fails
+    if the page applied anything after them."""
+    markers = [await publish_marker(publisher, PROJECT), await publish_feed_marker(publisher)]
+    await page.wait_for(all_received_js(markers), timeout=WAIT)
+    received: list[str] = await page.evaluate("window.dashboard.received")
+    before = before_markers(received, markers)
+    last = max(received.index(marker.id) for marker in markers)
+    assert received[last + 1 :] == [], "applied after the markers, published last"
+    return [received[index] for index in before]
 
 
 AGENT_CARD_JS = """
@@ -395,8 +419,7 @@ async def test_reload_resumes_without_losing_or_repeating_events(
 
     wanted = [event for event in published if in_page_rooms(event)]
     await page.wait_for(all_received_js(wanted), timeout=WAIT)
-    await asyncio.sleep(0.5)  # room for a late duplicate to show itself
-    received: list[str] = await page.evaluate("window.dashboard.received")
+    received = await received_before_markers(page, publisher)  # a late duplicate shows by then
     counts = Counter(received)
     project_ids = [e.id for e in published if e.envelope["project_id"] == PROJECT]
     assert all(counts[event_id] == 1 for event_id in project_ids), {
@@ -522,7 +545,7 @@ async def test_api_projects_lists_projects_most_recently_active_first(
         assert [item["project_id"] for item in projects] == [PROJECT, "p3", OTHER], body
         offsets = [item["last_offset"] for item in projects]
         assert offsets == sorted(set(offsets), reverse=True)
-        assert offsets[0] == bridge.service.head
+        assert offsets[0] == bridge.hub.head
         limited = await http.get("/api/projects", params={"limit": 1})
         assert limited.json() == {"projects": projects[:1]}
         assert (await http.get("/api/projects", params={"limit": 0})).status_code == 422
@@ -684,8 +707,16 @@ async def test_a_refused_token_shows_why_and_nothing_else(
     form = await wait_token_form(page, "token_expired")
     assert form["title"] == "Token expired"
     assert "expired" in form["reason"]
-    await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
-    await asyncio.sleep(0.5)
+    # An authorized observer in the project's room: once it has the marker published after the
+    # event, the bridge has routed the event to every member of the room, and the observer was
+    # the only one. (The page's connection was refused and closed; it does not connect again
+    # while it asks for a token.)
+    async with websocket_client(f"{jwt_bridge.ws_url}/ws/ai/{PROJECT}") as observer:
+        await observer.send({"type": "auth", "token": tokens.hs256(projects=[PROJECT])})
+        await wait_for(lambda: bool(observer.replies("subscribed")), 5)
+        await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+        await events_before(observer, await publish_marker(publisher, PROJECT))
+        assert jwt_bridge.hub.members(f"project:{PROJECT}") == 1
     assert await page.evaluate("window.dashboard.received") == []
     assert await page.evaluate("window.dashboard.state.joins") == []
     assert_no_console_errors(page)
@@ -717,8 +748,7 @@ async def test_an_expired_token_asks_again_and_a_new_one_resumes_without_loss(
     assert all(isinstance(join["since"], int) for join in joins), joins
     after = await publisher.progress_update(PROJECT, agent_id="agent-1", progress=0.9)
     await page.wait_for(all_received_js([*missed, after]), timeout=WAIT)
-    await asyncio.sleep(0.3)  # room for a late duplicate to show itself
-    received: list[str] = await page.evaluate("window.dashboard.received")
+    received = await received_before_markers(page, publisher)  # a late duplicate shows by then
     assert Counter(received) == Counter(event.id for event in [before, *missed, after])
     # The project room resumes first, then the feed: within each room, publish order.
     in_project = [e.id for e in [before, *missed, after] if e.envelope["project_id"] == PROJECT]
@@ -747,8 +777,9 @@ async def test_a_token_follows_only_what_it_grants(
     assert [join["room"] for join in joins] == [f"project:{PROJECT}"]
     global_activity = await publisher.activity_created(None, actor="system", action="announced")
     mine = await publisher.agent_status(PROJECT, agent_id="agent-1", status="running")
+    # The page's one connection is in the project's room only: the global activity, had it
+    # been delivered, would have arrived before this later event of that room.
     await page.wait_for(all_received_js([mine]), timeout=WAIT)
-    await asyncio.sleep(0.3)
     assert global_activity.id not in await page.evaluate("window.dashboard.received")
     feed = await page.evaluate("document.getElementById('feed').textContent")
     assert feed == "Your token does not include the activity feed."

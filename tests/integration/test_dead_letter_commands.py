@@ -15,7 +15,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractIncomingMessage, AbstractQueue
 
-from bridge.topology import Names, declare_exchange
+from bridge.broker.topology import Names, declare_exchange
 from tests.integration.conftest import RunningBridge, free_port
 from tests.integration.test_dead_letters import INVALID, publish_raw
 

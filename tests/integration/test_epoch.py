@@ -26,8 +26,8 @@ async def test_recreated_log_gets_a_new_epoch_and_old_offsets_resync(
 
     channel = await amqp_connection.channel()
     await channel.queue_delete(f"{prefix}.log")
-    await wait_for(lambda: bridge.service.epoch not in ("", old_epoch), timeout=20)
-    await wait_for(lambda: bridge.service.ready, timeout=20)
+    await wait_for(lambda: bridge.hub.epoch not in ("", old_epoch), timeout=20)
+    await wait_for(lambda: bridge.consumer.ready, timeout=20)
 
     async with websocket_client(f"{bridge.ws_url}/ws") as ws:
         reply = await ws.request(
@@ -58,11 +58,11 @@ async def test_connected_clients_are_told_when_the_log_is_recreated(
     for its room, then the new log's events."""
     async with websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws:
         await wait_for(lambda: bool(ws.replies("subscribed")))
-        old_epoch = bridge.service.epoch
+        old_epoch = bridge.hub.epoch
         channel = await amqp_connection.channel()
         await channel.queue_delete(f"{prefix}.log")
         await wait_for(lambda: bool(ws.replies("resync_required")), timeout=20)
-        await wait_for(lambda: bridge.service.ready, timeout=20)
+        await wait_for(lambda: bridge.consumer.ready, timeout=20)
         after = await publisher.agent_status("p1", agent_id="a", status="running")
         [event] = await ws.wait_for_events(1)
         [notice] = ws.replies("resync_required")

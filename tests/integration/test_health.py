@@ -6,6 +6,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
+from yarl import URL
 
 from bridge.settings import Settings
 from producers import EventPublisher
@@ -16,11 +17,16 @@ from tests.proxy import TcpProxy
 
 
 async def test_health_reports_connections_of_both_transports(bridge: RunningBridge) -> None:
-    """/health counts Socket.IO and WebSocket connections as they come and go."""
+    """/health names the broker node in use and counts Socket.IO and WebSocket connections as
+    they come and go."""
+    node = URL(bridge.settings.amqp_url)
     async with httpx.AsyncClient(base_url=bridge.http_url) as http:
         body = (await http.get("/health")).json()
         assert body["status"] == "ok"
-        assert body["services"]["broker"] == {"status": "connected"}
+        assert body["services"]["broker"] == {
+            "status": "connected",
+            "node": f"{node.host}:{node.port}",
+        }
         assert body["services"]["websocket"] == {"status": "active", "connections": 0}
         assert body["services"]["socketio"] == {"status": "active", "connections": 0}
         async with (
@@ -31,7 +37,7 @@ async def test_health_reports_connections_of_both_transports(bridge: RunningBrid
             body = (await http.get("/health")).json()
             assert body["services"]["websocket"]["connections"] == 2
             assert body["services"]["socketio"]["connections"] == 1
-        await wait_for(lambda: not list(bridge.service.rooms.connections()))
+        await wait_for(lambda: not list(bridge.hub.connections()))
         body = (await http.get("/health")).json()
         assert body["services"]["websocket"]["connections"] == 0
         assert body["services"]["socketio"]["connections"] == 0
@@ -53,7 +59,7 @@ async def test_ready_is_503_while_broker_unreachable_and_200_when_back(
         ):
             assert (await http.get("/ready")).status_code == 200
             await proxy.cut()
-            await wait_for(lambda: not running.service.ready)
+            await wait_for(lambda: not running.consumer.ready)
             response = await http.get("/ready")
             assert response.status_code == 503
             assert "broker" in response.json()["reason"]
@@ -63,7 +69,7 @@ async def test_ready_is_503_while_broker_unreachable_and_200_when_back(
             # Published while the bridge is cut off: kept in the log, delivered after reconnect.
             during = await publisher.agent_status("p1", agent_id="a", status="waiting")
             await proxy.restore()
-            await wait_for(lambda: running.service.ready, timeout=20)
+            await wait_for(lambda: running.consumer.ready, timeout=20)
             assert (await http.get("/ready")).status_code == 200
             after = await publisher.agent_status("p1", agent_id="a", status="running")
             await ws.wait_for_events(2)

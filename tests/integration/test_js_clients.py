@@ -245,22 +245,43 @@ def socketio_acks(lines: list[Line], bridge: RunningBridge, project: str) -> int
     assert project_ack == {
         "ok": True,
         "room": f"project:{project}",
-        "epoch": bridge.service.epoch,
+        "epoch": bridge.hub.epoch,
         "offset": project_ack["offset"],
     }
     assert feed_ack == {
         "ok": True,
         "room": "activity-feed",
-        "epoch": bridge.service.epoch,
+        "epoch": bridge.hub.epoch,
         "offset": feed_ack["offset"],
     }
     offset: int = project_ack["offset"]
     return offset
 
 
+def is_presence(line: Line) -> bool:
+    """A presence message either script printed (docs/clients.md, "Presence")."""
+    return str(line.get("event", line.get("type", ""))).startswith("presence")
+
+
+def assert_presence_listed(lines: list[Line], project: str) -> None:
+    """The script got the project's presence list after joining its room."""
+    listed = [
+        line.get("payload", line)
+        for line in lines
+        if line.get("event", line.get("type")) == "presence"
+    ]
+    assert listed, lines
+    assert listed[0]["project_id"] == project
+
+
 def assert_socketio_events(lines: list[Line], expected: list[tuple[str, PublishedEvent]]) -> None:
     """The script printed exactly the expected events: names, envelopes, rising offsets."""
-    received = [(line["event"], line["payload"]) for line in lines if "event" in line]
+    assert_presence_listed(lines, "p1")
+    received = [
+        (line["event"], line["payload"])
+        for line in lines
+        if "event" in line and not is_presence(line)
+    ]
     assert [name for name, _ in received] == [name for name, _ in expected]
     assert [without_offset(payload) for _, payload in received] == [
         event.envelope for _, event in expected
@@ -285,7 +306,8 @@ async def run_socketio_scenario(
         lines = await script.finish()
     joined_at = socketio_acks(lines, bridge, "p1")
     assert_socketio_events(lines, expected)
-    assert_rising_offsets([line["payload"] for line in lines if "event" in line], joined_at)
+    events = [line["payload"] for line in lines if "event" in line and not is_presence(line)]
+    assert_rising_offsets(events, joined_at)
     return lines
 
 
@@ -323,19 +345,20 @@ async def test_native_websocket_client(bridge: RunningBridge, publisher: EventPu
         expected = await publish_mix(publisher, "p1")
         lines = await script.finish()
 
-    replies = [line for line in lines if "id" not in line]
+    assert_presence_listed(lines, "p1")
+    replies = [line for line in lines if "id" not in line and not is_presence(line)]
     subscribed = [line for line in replies if line["type"] == "subscribed"]
     assert subscribed == [
         {
             "type": "subscribed",
             "room": "project:p1",
-            "epoch": bridge.service.epoch,
+            "epoch": bridge.hub.epoch,
             "offset": subscribed[0]["offset"],
         },
         {
             "type": "subscribed",
             "room": "activity-feed",
-            "epoch": bridge.service.epoch,
+            "epoch": bridge.hub.epoch,
             "offset": subscribed[1]["offset"],
         },
     ]
@@ -356,7 +379,11 @@ async def test_socketio_client_emits_come_back_through_the_room(bridge: RunningB
     assert [line["ack"] for line in emits] == ["new-activity", "step-updated", "step-completed"]
     for line in emits:
         assert line["payload"] == {"ok": True, "id": line["payload"]["id"]}, line
-    received = [(line["event"], line["payload"]) for line in lines if "event" in line]
+    received = [
+        (line["event"], line["payload"])
+        for line in lines
+        if "event" in line and not is_presence(line)
+    ]
     assert [name for name, _ in received] == ["activity-created", "step-updated", "step-completed"]
     assert [payload["id"] for _, payload in received] == [line["payload"]["id"] for line in emits]
     for (_, payload), line in zip(received, emits, strict=True):
@@ -504,7 +531,8 @@ async def test_native_websocket_client_authenticates_first_and_receives_events(
         expected = await publish_mix(publisher, "p1")
         lines = await script.finish()
 
-    authenticated, *rest = lines
+    authenticated, *rest = [line for line in lines if not is_presence(line)]
+    assert_presence_listed(lines, "p1")
     assert authenticated == {
         "type": "authenticated",
         "subject": "user-1",

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 
 import aio_pika
+import pytest
 import websockets
 
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from tests.helpers import wait_for
 from tests.integration.clients import socketio_client, websocket_client
-from tests.integration.conftest import free_port, running_bridge, serve_process, wait_ready
+from tests.integration.conftest import (
+    EVENTBRIDGE,
+    free_port,
+    running_bridge,
+    serve_process,
+    wait_ready,
+)
 
 
 async def test_startup_without_broker_fails_with_one_clear_sentence(prefix: str) -> None:
@@ -29,12 +38,63 @@ async def test_startup_without_broker_fails_with_one_clear_sentence(prefix: str)
     assert process.returncode == 1
     lines = stderr.decode().strip().splitlines()
     assert lines[-1].startswith(
-        "eventbridge: Cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/"
+        "eventbridge: cannot reach RabbitMQ at amqp://guest:***@127.0.0.1:1/"
     )
     assert "EVENTBRIDGE_AMQP_URL" in lines[-1]
     assert "secret" not in stderr.decode()
     assert "Traceback" not in stderr.decode()
     assert 2 <= elapsed < 20
+
+
+async def test_each_broker_retry_is_logged_on_one_line(prefix: str) -> None:
+    """While the broker does not answer at start-up, each attempt logs exactly one line (no
+    second line from the AMQP library), then one sentence ends it."""
+    async with serve_process(
+        "amqp://guest:guest@127.0.0.1:1/", prefix, free_port(), EVENTBRIDGE_STARTUP_TIMEOUT="2"
+    ) as process:
+        _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    *lines, last = stderr.decode().strip().splitlines()
+    retries = [line for line in lines if "RabbitMQ is not reachable yet" in line]
+    assert len(retries) >= 2, lines
+    others = [line for line in lines if line not in retries and "anonymous mode" not in line]
+    assert others == []
+    assert last.startswith("eventbridge: cannot reach RabbitMQ")
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+async def test_a_port_in_use_is_said_at_once_naming_the_port_setting(
+    amqp_url: str, prefix: str, command: str
+) -> None:
+    """`serve` and `demo` on a port another program listens on exit 1 before announcing the
+    bridge ready, with one sentence naming EVENTBRIDGE_PORT and --port."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            *EVENTBRIDGE,
+            command,
+            "--port",
+            str(port),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={
+                **os.environ,
+                "EVENTBRIDGE_AMQP_URL": amqp_url,
+                "EVENTBRIDGE_PREFIX": prefix,
+                "EVENTBRIDGE_AUTH": "anonymous",
+            },
+        )
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
+    text = stderr.decode()
+    assert process.returncode == 1, text
+    last = text.strip().splitlines()[-1]
+    assert f"port {port} on 127.0.0.1 is in use" in last
+    assert "EVENTBRIDGE_PORT" in last
+    assert "--port" in last
+    assert "ready" not in text
+    assert "Traceback" not in text
+    assert b"dashboard" not in stdout
 
 
 async def test_invalid_setting_is_refused_before_connecting(prefix: str) -> None:

@@ -142,7 +142,7 @@ async def test_native_websocket_origin_matrix(
         async with websockets.connect(f"{guarded.ws_url}/ws/ai/p1", additional_headers=headers):
             pass
     assert refused.value.response.status_code == 403, case
-    assert not list(guarded.service.rooms.connections())
+    assert not list(guarded.hub.connections())
 
 
 @pytest.mark.parametrize(("origin", "accepted", "case"), ORIGINS, ids=[c for *_, c in ORIGINS])
@@ -185,7 +185,7 @@ async def test_socketio_client_from_a_foreign_origin_cannot_connect(
     with contextlib.suppress(Exception):
         await client.eio.http.close()  # the client leaves its HTTP session open on failure
     assert client.connected is False
-    assert not list(guarded.service.rooms.connections())
+    assert not list(guarded.hub.connections())
 
 
 async def test_default_allows_only_the_bridges_own_origin(bridge: RunningBridge) -> None:
@@ -284,7 +284,7 @@ async def test_oversized_socketio_polling_request_disconnects_while_others_recei
             await offender.disconnect()
         assert len(reasons) == 1
         await assert_received_everything(watcher, published)
-    counts = bridge.service.rooms.counts()
+    counts = bridge.hub.counts()
     assert counts["socketio"] == 0
 
 
@@ -293,6 +293,7 @@ async def test_oversized_socketio_polling_request_disconnects_while_others_recei
 RATE = 10
 
 
+@pytest.mark.serial  # what refills while the burst is read: run with no other test beside it
 async def test_websocket_excess_is_rate_limited_and_the_connection_survives(
     bridge_settings: Callable[..., Settings], publisher: EventPublisher
 ) -> None:
@@ -347,6 +348,7 @@ async def test_websocket_flood_closes_with_1008_while_others_receive(
     assert len(flooder.replies("pong")) < 2 * RATE
 
 
+@pytest.mark.serial  # what refills while the burst is read: run with no other test beside it
 async def test_socketio_excess_is_rate_limited_and_the_connection_survives(
     bridge_settings: Callable[..., Settings], publisher: EventPublisher
 ) -> None:
@@ -404,7 +406,7 @@ async def test_socketio_flood_disconnects_with_a_reason_while_others_receive(
             await flooder.client.disconnect()
         assert ("bridge-disconnect", {"reason": "flooding"}) in flooder.received
         await assert_received_everything(watcher, published)
-    assert bridge.service.rooms.counts()["socketio"] == 0
+    assert bridge.hub.counts()["socketio"] == 0
 
 
 # -- rooms ---------------------------------------------------------------------------------------
@@ -477,7 +479,7 @@ async def test_idle_websocket_is_closed_but_busy_ones_stay(
                 await pinging
         assert member.connection.close_code is None
         assert pinger.connection.close_code is None
-        assert bridge.service.rooms.counts()["websocket"] == 2
+        assert bridge.hub.counts()["websocket"] == 2
 
 
 async def test_client_that_stops_answering_pings_is_closed(
@@ -491,7 +493,7 @@ async def test_client_that_stops_answering_pings_is_closed(
         websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws,
         engineio_websocket(bridge) as raw,
     ):
-        await wait_for(lambda: bridge.service.rooms.counts() == {"websocket": 1, "socketio": 1})
+        await wait_for(lambda: bridge.hub.counts() == {"websocket": 1, "socketio": 1})
         ws.connection.transport.pause_reading()  # no more pongs: pings are never read
         # The raw Engine.IO client reads (so WebSocket pings are answered) but never sends "3".
         pings: list[str | bytes] = []
@@ -503,5 +505,5 @@ async def test_client_that_stops_answering_pings_is_closed(
 
         await asyncio.wait_for(read_without_answering(), 10)
         assert "2" in pings  # Engine.IO pinged, and closed when no pong came
-        await wait_for(lambda: not list(bridge.service.rooms.connections()), 10)
+        await wait_for(lambda: not list(bridge.hub.connections()), 10)
         ws.connection.transport.resume_reading()

@@ -53,13 +53,13 @@ async def test_every_event_type_reaches_both_transports(
         ack = await sio.call("join-project", "p1")
         assert ack["ok"] is True
         assert ack["room"] == "project:p1"
-        assert ack["epoch"] == bridge.service.epoch
+        assert ack["epoch"] == bridge.hub.epoch
         assert isinstance(ack["offset"], int)
         reply = await ws.request({"type": "subscribe", "project_id": "p1"}, "subscribed")
         assert reply == {
             "type": "subscribed",
             "room": "project:p1",
-            "epoch": bridge.service.epoch,
+            "epoch": bridge.hub.epoch,
             "offset": reply["offset"],
         }
         sent = await publish_one_of_each(publisher, "p1")

@@ -175,7 +175,7 @@ SOCKETIO_PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
     "step-updated": step_updated | json_values,
     "step-completed": step_completed | json_values,
 }
-"""Every client → server event of CONTRACT.md section 4, with its payload strategy."""
+"""Every client → server event of docs/clients.md ("Socket.IO"), with its payload strategy."""
 
 RESERVED = {"connect", "disconnect", "*"}
 """Names python-socketio gives a meaning of its own; see the reserved-names test below."""
@@ -608,8 +608,8 @@ async def test_socketio_reserved_event_names_are_unknown_events(
         check_socketio_ack(name, args, ack)
         await publish_and_receive(publisher, client.events)
         assert (await client.call("join-project", "p1"))["ok"] is True
-        assert fast_bridge.service.rooms.counts()["socketio"] == 1
-    await wait_for(lambda: fast_bridge.service.rooms.counts()["socketio"] == 0, 5)
+        assert fast_bridge.hub.counts()["socketio"] == 1
+    await wait_for(lambda: fast_bridge.hub.counts()["socketio"] == 0, 5)
 
 
 async def test_a_client_event_with_a_lone_surrogate_is_acknowledged(

@@ -18,7 +18,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
-from bridge.eventlog import REPLAY_OF_HEADER
+from bridge.broker.eventlog import REPLAY_OF_HEADER
 from producers import EventPublisher, PublishedEvent
 from tests.helpers import make_envelope, wait_for
 from tests.integration.clients import WebSocketWatcher, websocket_client
@@ -280,6 +280,7 @@ async def test_missing_log_exits_1_with_a_sentence(amqp_url: str, prefix: str) -
     assert "Traceback" not in err
 
 
+@pytest.mark.serial  # a spread in time, measured: run with no other test beside it
 async def test_rate_limits_how_fast_events_go_out(
     bridge: RunningBridge,
     publisher: EventPublisher,
@@ -287,7 +288,8 @@ async def test_rate_limits_how_fast_events_go_out(
     amqp_url: str,
     prefix: str,
 ) -> None:
-    """--rate 100 spreads 50 replayed events over at least 0.49 s at the receiving end."""
+    """--rate 100 spreads 50 replayed events over about half a second, where unlimited they
+    arrive within a few milliseconds."""
     await publisher.publish_batch(
         [
             make_envelope("progress_update", "proj-rate", {"agent_id": "a", "progress": 0.1})
@@ -301,7 +303,9 @@ async def test_rate_limits_how_fast_events_go_out(
         assert code == 0, err
         await wait_for(lambda: len(queue.received) == 50)
     times = [arrived for _, arrived in queue.received]
-    assert 0.45 <= times[-1] - times[0] < 5, times[-1] - times[0]
+    # The sender's schedule spans 0.49 s; seen at the receiving end the span is shorter by as
+    # much as the first event was held up more than the last (a loaded machine: ~0.1 s).
+    assert 0.3 <= times[-1] - times[0] < 5, times[-1] - times[0]
 
 
 async def test_sigterm_stops_cleanly_and_the_printed_resume_completes_the_replay(

@@ -16,6 +16,7 @@ from producers import EventPublisher, PublishedEvent
 from tests.helpers import wait_for
 from tests.integration.clients import socketio_client, websocket_client
 from tests.integration.conftest import RunningBridge, running_bridge
+from tests.integration.markers import events_before, publish_feed_marker, publish_marker
 
 
 class Producer:
@@ -119,8 +120,8 @@ async def test_websocket_reload_resumes_exactly_while_producers_publish(
             await producer.stop()
             expected = after_offset(producer, before, since)
             await ws.wait_for_events(len(expected), timeout=30)
-            await asyncio.sleep(0.3)  # a duplicate or stray event would arrive now
-            resumed = ws.events()
+            # A duplicate or stray event would arrive before the marker.
+            resumed = await events_before(ws, await publish_marker(publisher, "p1"))
     assert not ws.replies("resync_required")
     assert_exact_sequence(resumed, expected)
     assert {event["project_id"] for event in resumed} == {"p1"}
@@ -147,8 +148,7 @@ async def test_socketio_reconnect_resumes_exactly_while_producers_publish(
         await producer.stop()
         expected = after_offset(producer, before, since)
         await sio.wait_for_events(len(expected), timeout=30)
-        await asyncio.sleep(0.3)
-        resumed = sio.events()
+        resumed = await events_before(sio, await publish_marker(publisher, "p1"))
     assert not [name for name, _ in sio.received if name == "resync-required"]
     assert_exact_sequence(resumed, expected)
 
@@ -165,7 +165,7 @@ async def test_resume_older_than_memory_is_served_from_the_log(
             before = await ws.wait_for_events(10)
         since = before[-1]["offset"]
         await producer.wait_count(600)
-        assert not bridge.service.history.covers(since)
+        assert not bridge.hub.history.covers(since)
         async with (
             websocket_client(f"{bridge.ws_url}/ws") as ws,
             socketio_client(bridge.http_url) as sio,
@@ -179,8 +179,8 @@ async def test_resume_older_than_memory_is_served_from_the_log(
             expected = after_offset(producer, before, since)
             await ws.wait_for_events(len(expected), timeout=30)
             await sio.wait_for_events(len(expected), timeout=30)
-            await asyncio.sleep(0.3)
-            from_ws, from_sio = ws.events(), sio.events()
+            marker = await publish_marker(publisher, "p1")
+            from_ws, from_sio = await events_before(ws, marker), await events_before(sio, marker)
     assert_exact_sequence(from_ws, expected)
     assert_exact_sequence(from_sio, expected)
 
@@ -209,8 +209,9 @@ async def test_resume_of_two_rooms_delivers_each_event_once(
             last_seen = next(i for i, e in enumerate(wanted) if e.id == before[-1]["id"])
             expected = [e.id for e in wanted[last_seen + 1 :]]
             await ws.wait_for_events(len(expected), timeout=30)
-            await asyncio.sleep(0.3)
-            resumed = ws.events()
+            # One marker per room: a room's marker comes after that room's catch-up.
+            markers = [await publish_marker(publisher, "p1"), await publish_feed_marker(publisher)]
+            resumed = await events_before(ws, *markers)
     ids = [event["id"] for event in resumed]
     assert sorted(ids) == sorted(expected)
     assert len(ids) == len(set(ids))
@@ -230,8 +231,8 @@ async def test_each_resync_reason_is_sent_and_live_delivery_continues(
             for reason in reasons:
                 project = reason.replace("_", "-")
                 await publisher.progress_update(project, agent_id="a", progress=number / 100)
-        await wait_for(lambda: bridge.service.events_routed >= 180)
-        head, epoch = bridge.service.head, bridge.service.epoch
+        await wait_for(lambda: bridge.hub.events_routed >= 180)
+        head, epoch = bridge.hub.head, bridge.hub.epoch
         cases = {
             "epoch_mismatch": {"since": head - 5, "epoch": "not-this-log"},
             "future_offset": {"since": head + 1000, "epoch": epoch},
@@ -296,13 +297,13 @@ async def test_room_resumed_after_another_does_not_resend_what_that_room_deliver
         activity = await publisher.activity_created("p1", actor="a", action="b")
         [delivered] = await ws.wait_for_events(1)
         assert delivered["id"] == activity.id
-        await wait_for(lambda: bridge.service.events_routed >= 3)
+        await wait_for(lambda: bridge.hub.events_routed >= 3)
         since = delivered["offset"] - 2  # the offset of `first` (published just before)
         await ws.request({"type": "subscribe", "project_id": "p1", "since": since}, "subscribed")
         live = await publisher.agent_status("p1", agent_id="a", status="succeeded")
         await ws.wait_for_events(3)
-        await asyncio.sleep(0.3)
-        ids = [event["id"] for event in ws.events()]
+        markers = [await publish_marker(publisher, "p1"), await publish_feed_marker(publisher)]
+        ids = [event["id"] for event in await events_before(ws, *markers)]
     assert first.id not in ids
     assert ids == [activity.id, status.id, live.id]
 
@@ -328,7 +329,6 @@ async def test_resume_from_the_log_across_a_segment_boundary_is_not_a_gap(
                 {"type": "subscribe", "project_id": "p1", "since": since}, "subscribed"
             )
             await ws.wait_for_events(len(expected))
-            await asyncio.sleep(0.2)
-            resumed = ws.events()
+            resumed = await events_before(ws, await publish_marker(publisher, "p1"))
         assert not ws.replies("resync_required")
     assert [event["id"] for event in resumed] == expected

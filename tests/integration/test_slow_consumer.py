@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 from collections.abc import Callable
 
@@ -13,9 +14,12 @@ import pytest
 from bridge.settings import Settings
 from producers import EventPublisher
 from tests.helpers import wait_for
-from tests.integration.abuse_clients import OPCODE_TEXT, client_frame, raw_websocket
+from tests.integration.abuse_clients import OPCODE_TEXT, client_frame, raw_websocket, read_frame
 from tests.integration.clients import SocketIOWatcher, websocket_client
 from tests.integration.conftest import running_bridge
+
+# Under pytest-xdist the tests that load the bridge run on one worker, one after another.
+pytestmark = pytest.mark.xdist_group("load")
 
 LINE = "x" * 9_000
 """A deployment log line: each event's frame is about 9.3 kB."""
@@ -42,7 +46,10 @@ async def stuck_socketio(
     for packet in ("40", f'420["join-project","{project}"]'):
         writer.write(client_frame(OPCODE_TEXT, packet.encode()))
     await writer.drain()
-    await asyncio.sleep(0.5)  # the connect and the join are answered before it stops reading
+    async with asyncio.timeout(10):  # the join is answered before it stops reading
+        while not (answer := (await read_frame(reader))[1]).startswith(b"430["):
+            pass
+    assert json.loads(answer[3:])[0]["ok"] is True, answer
     raw = writer.get_extra_info("socket")
     raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     writer.transport.pause_reading()  # type: ignore[attr-defined]

@@ -7,12 +7,13 @@ from collections.abc import Callable
 
 import aio_pika
 
-from bridge.eventlog import LogReader
+from bridge.broker.eventlog import LogReader
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
 from tests.helpers import wait_for
 from tests.integration.clients import socketio_client, websocket_client
 from tests.integration.conftest import running_bridge
+from tests.integration.markers import events_before, publish_marker
 
 
 async def publish_state_history(publisher: EventPublisher) -> list[PublishedEvent]:
@@ -62,7 +63,7 @@ async def test_fresh_join_gets_latest_state_per_agent_and_deployment_then_live(
     per agent and deployment_status per deployment of the project, in offset order, then live."""
     async with running_bridge(bridge_settings()) as bridge:
         latest = await publish_state_history(publisher)
-        await wait_for(lambda: bridge.service.head >= 0 and bridge.service.events_routed >= 26)
+        await wait_for(lambda: bridge.hub.head >= 0 and bridge.hub.events_routed >= 26)
         expected = latest
         async with (
             websocket_client(f"{bridge.ws_url}/ws/ai/p1") as ws,
@@ -70,10 +71,12 @@ async def test_fresh_join_gets_latest_state_per_agent_and_deployment_then_live(
         ):
             assert (await sio.call("join-project", "p1"))["ok"]
             live = await publisher.agent_status("p1", agent_id="writer", status="failed")
-            ws_events = await ws.wait_for_events(len(expected) + 1)
-            sio_events = await sio.wait_for_events(len(expected) + 1)
-            await asyncio.sleep(0.2)
-            assert len(ws.events()) == len(sio.events()) == len(expected) + 1
+            await ws.wait_for_events(len(expected) + 1)
+            await sio.wait_for_events(len(expected) + 1)
+            marker = await publish_marker(publisher, "p1")
+            ws_events = await events_before(ws, marker)
+            sio_events = await events_before(sio, marker)
+            assert len(ws_events) == len(sio_events) == len(expected) + 1
     for received in (ws_events, sio_events):
         assert [e["id"] for e in received] == [e.id for e in expected] + [live.id]
         offsets = [e["offset"] for e in received]
@@ -86,7 +89,7 @@ async def test_activity_feed_join_has_no_snapshot(
     """Joining the activity feed without `since` sends no past events, only live ones."""
     async with running_bridge(bridge_settings()) as bridge:
         await publish_state_history(publisher)
-        await wait_for(lambda: bridge.service.events_routed >= 26)
+        await wait_for(lambda: bridge.hub.events_routed >= 26)
         async with websocket_client(f"{bridge.ws_url}/ws") as ws:
             await ws.request({"type": "subscribe", "room": "activity-feed"}, "subscribed")
             live = await publisher.activity_created(None, actor="x", action="y")
@@ -97,8 +100,9 @@ async def test_activity_feed_join_has_no_snapshot(
 async def test_warm_restart_serves_snapshots_and_short_resumes_at_once(
     bridge_settings: Callable[..., Settings], publisher: EventPublisher
 ) -> None:
-    """After a restart the bridge rebuilds state and buffers from the log before it is ready:
-    the first join gets the full snapshot, and a resume from before the restart is served."""
+    """After a restart the bridge rebuilds state and buffers from the log (in the background,
+    once it is ready): the first join gets the full snapshot, and a resume from before the
+    restart is served."""
     settings = bridge_settings()
     async with running_bridge(settings) as first:
         async with websocket_client(f"{first.ws_url}/ws/ai/p1") as ws:
@@ -109,7 +113,7 @@ async def test_warm_restart_serves_snapshots_and_short_resumes_at_once(
         assert seen["id"] == early.id
     latest = await publish_state_history(publisher)  # while the bridge is down
     async with running_bridge(settings) as second:
-        assert second.service.history.covers(since)
+        await wait_for(lambda: second.hub.history.covers(since))
         async with (
             websocket_client(f"{second.ws_url}/ws") as fresh,
             websocket_client(f"{second.ws_url}/ws") as resumed,
@@ -118,10 +122,11 @@ async def test_warm_restart_serves_snapshots_and_short_resumes_at_once(
             await resumed.request(
                 {"type": "subscribe", "project_id": "p1", "since": since}, "subscribed"
             )
-            snapshot = await fresh.wait_for_events(len(latest) + 1)
-            missed = await resumed.wait_for_events(23)  # the p1 events of the history
-            await asyncio.sleep(0.3)
-            missed = resumed.events()
+            await fresh.wait_for_events(len(latest) + 1)
+            await resumed.wait_for_events(23)  # the p1 events of the history
+            marker = await publish_marker(publisher, "p1")
+            snapshot = await events_before(fresh, marker)
+            missed = await events_before(resumed, marker)
     expected_snapshot = [early, *latest]
     assert [e["id"] for e in snapshot] == [e.id for e in expected_snapshot]
     assert len(missed) == 23  # every p1 event published while the bridge was down, once

@@ -15,6 +15,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from yarl import URL
 
 from producers import EventPublisher
 from tests.helpers import wait_for
@@ -341,8 +342,8 @@ async def test_status_reports_the_log_offsets_and_record_count(
     log = report["log"]
     assert log["exists"] is True
     assert (log["first_offset"], log["last_offset"], log["records"]) == (0, last, last + 1)
-    assert log["epoch"] == bridge.service.epoch
-    assert report["retention"]["configured_max_age"] == bridge.service.settings.log_max_age
+    assert log["epoch"] == bridge.hub.epoch
+    assert report["retention"]["configured_max_age"] == bridge.settings.log_max_age
     code, out, _ = await run_cli(
         "status", "--bridge-url", bridge.http_url, env=cli_env(amqp_url, prefix)
     )
@@ -403,8 +404,8 @@ async def test_status_reports_the_bridge_connections_and_log_consumers(
     assert health["status"] == "ok"
     assert health["services"]["websocket"]["connections"] == 1
     assert health["services"]["socketio"]["connections"] == 0
-    assert health["log"]["offset"] == bridge.service.head
-    assert re.search(r"^  websocket +1 connections$", out, re.MULTILINE), out
+    assert health["log"]["offset"] == bridge.hub.head
+    assert re.search(r"^  websocket +1 connection$", out, re.MULTILINE), out
     assert re.search(r"^  socketio +0 connections$", out, re.MULTILINE), out
     assert re.search(r"^  broker +connected$", out, re.MULTILINE), out
     log = report["log"]
@@ -437,3 +438,28 @@ async def test_status_exits_1_when_the_log_does_not_exist(amqp_url: str, prefix:
     code, _, err = await run_cli("status", env=cli_env(amqp_url, prefix))
     assert code == 1
     assert f"the log {prefix}.log does not exist: start the bridge" in err
+
+
+async def test_status_asks_the_bridge_on_the_port_eventbridge_port_names(
+    bridge: RunningBridge, amqp_url: str, prefix: str
+) -> None:
+    """Without --bridge-url, status asks the bridge at EVENTBRIDGE_PORT (not :8000) and reports
+    its connections."""
+    env = {**cli_env(amqp_url, prefix), "EVENTBRIDGE_PORT": str(bridge.port)}
+    env.pop("EVENTBRIDGE_HOST", None)
+    code, out, err = await run_cli("status", env=env)
+    assert code == 0, err
+    assert f"http://127.0.0.1:{bridge.port}: ok" in out, out
+    assert re.search(r"^  websocket +0 connections$", out, re.MULTILINE), out
+
+
+async def test_status_says_once_that_the_login_was_refused(amqp_url: str, prefix: str) -> None:
+    """With a wrong password status exits 1 with one sentence saying the login was refused and
+    what to check, the advice given once, the password not shown."""
+    bad = str(URL(amqp_url).with_password("not-the-password"))
+    code, _, err = await run_cli("status", env={**cli_env(bad, prefix)})
+    assert code == 1
+    [line] = err.strip().splitlines()
+    assert "refused the connection" in line
+    assert line.count("check the user name") == 1
+    assert "not-the-password" not in err

@@ -284,6 +284,17 @@ socket.on("resync-required", ({ room, reason, epoch: newEpoch, offset }) => {
   stateUpTo[room] = offset;
 });
 
+// Who is in the project right now (docs/clients.md, "Presence"): the list after joining its
+// room, then the changes. Not events: not counted, not resumed (a new join brings a new list).
+const members = new Map(); // user id → {user_id, name, connections, since, state}
+socket.on("presence", ({ members: list }) => {
+  members.clear();
+  for (const member of list) members.set(member.user_id, member);
+});
+socket.on("presence-joined", ({ member }) => members.set(member.user_id, member));
+socket.on("presence-updated", ({ member }) => members.set(member.user_id, member));
+socket.on("presence-left", ({ user_id: userId }) => members.delete(userId));
+
 // The bridge is about to disconnect this client (for instance: too slow to keep up; or
 // `token_expired`: the token expired, the reconnect below needs a fresh one and resumes each room
 // from its offset).

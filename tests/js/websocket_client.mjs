@@ -78,6 +78,8 @@ let socket = null;
 let pinger = null;
 let eventsReceived = 0;
 let finished = false;
+// Who is in the project right now (presence): user id → member. Not events, not resumed.
+let members = new Map();
 
 const deadline = setTimeout(() => {
   console.error(`timed out: ${eventsReceived} of ${expectedEvents} events arrived`);
@@ -240,6 +242,19 @@ function handle(frame) {
       epoch = frame.epoch;
       delete offsets[frame.room];
       stateUpTo[frame.room] = frame.offset;
+      break;
+    case "presence":
+      // {type, project_id, members}: who is in the project right now (after subscribing to its
+      // room); then presence_joined / presence_updated {member} and presence_left {user_id} as
+      // users come and go (docs/clients.md, "Presence"). Show them; they are not events.
+      members = new Map(frame.members.map((member) => [member.user_id, member]));
+      break;
+    case "presence_joined":
+    case "presence_updated":
+      members.set(frame.member.user_id, frame.member);
+      break;
+    case "presence_left":
+      members.delete(frame.user_id);
       break;
     case "request_error":
       // The connection stays open; `request` names the message that was refused.

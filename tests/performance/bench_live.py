@@ -39,6 +39,7 @@ from tests.performance.context import (
     no_gc,
     settle,
 )
+from tests.performance.metrics_cost import comparison, print_comparison, run_metrics_comparison
 from tests.performance.phases import run_bridge_phases
 from tests.performance.processes import CpuMeter, broker_version, delete_broker_objects
 from tests.performance.receivers import percentile
@@ -136,7 +137,13 @@ async def run(options: Options) -> int:
             await run_baseline_a(bench)
         if options.selected("B python-socketio emit"):
             await run_baseline_b(bench)
-        await run_bridge_phases(bench)
+        if options.metrics_off_ref:
+            every = options.scrape_interval or 1.0
+            await run_metrics_comparison(
+                bench, options.metrics_off_ref, options.metrics_rounds, every
+            )
+        else:
+            await run_bridge_phases(bench, scrape=options.scrape_interval)
     except asyncio.CancelledError:
         error = "interrupted"
         if main_task is not None:
@@ -155,6 +162,8 @@ async def run(options: Options) -> int:
         if failed:
             print(f"could not delete broker objects: {', '.join(failed)}", file=sys.stderr)
         bench.info["cleanup_failed"] = failed
+    bench.info["metrics_comparison"] = comparison(bench.rows)
+    print_comparison(bench.rows)
     return report(bench, error)
 
 
@@ -205,6 +214,24 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="run only the measurements whose label contains TEXT (repeatable), e.g. "
         "'drain, Socket.IO, 100 client'",
     )
+    parser.add_argument(
+        "--metrics-off-ref",
+        metavar="GIT_REF",
+        help="compare the metrics' cost: run the eventbridge phases with the bridge of GIT_REF "
+        "(without metrics) and with this tree's (metrics scraped), alternating; '.' for this "
+        "tree's own bridge with /metrics off (EVENTBRIDGE_METRICS=false: neither served nor "
+        "scraped; its counting is measured by bench_counting) (tests/performance/metrics_cost.py)",
+    )
+    parser.add_argument(
+        "--metrics-rounds", type=int, default=2, help="rounds of that comparison (default 2)"
+    )
+    parser.add_argument(
+        "--scrape-interval",
+        type=float,
+        default=0.0,
+        help="scrape /metrics every SECONDS while the eventbridge phases run (default: not at "
+        "all; 1 in the --metrics-off-ref comparison)",
+    )
     args = parser.parse_args(argv)
     events = args.events if args.events is not None else (1000 if args.quick else 5000)
     if events < 1 or args.clients < 2:
@@ -224,6 +251,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         only=tuple(args.only),
         wait_quiet=args.wait_quiet,
         prefill=max(0, args.prefill),
+        metrics_off_ref=args.metrics_off_ref,
+        metrics_rounds=max(1, args.metrics_rounds),
+        scrape_interval=args.scrape_interval,
     )
 
 

@@ -53,6 +53,7 @@ from tests.performance.processes import (
     find_broker_pid,
     rss_mb,
 )
+from tests.performance.quiet_phase import QUIET_PROJECT, quiet_resume
 from tests.performance.report import environment, markdown_table
 from tests.performance.resume_phases import (
     LogFiller,
@@ -60,6 +61,7 @@ from tests.performance.resume_phases import (
     Transport,
     catch_up,
     fill_segment,
+    log_position,
     raw_read,
     raw_window_read,
     running_bridge,
@@ -69,6 +71,7 @@ from tests.performance.resume_phases import (
 
 BRIDGE_DEFAULT_HISTORY = 100_000
 BRIDGE_DEFAULT_CATCHUP_LIMIT = 10_000
+BRIDGE_DEFAULT_RECORD_LIMIT = 50_000
 STREAM_HISTORY = 100
 """History budget of the bridge whose resumes must be read from the log."""
 OBJECT_SUFFIXES = ("log", "dead-letters", "epoch", "checkpoint")
@@ -130,12 +133,19 @@ async def run_catch_ups(bench: ResumeBench) -> None:
     n = options.events
     written = n * sum(1 + others for others in options.interleaves)
     limit = max(BRIDGE_DEFAULT_CATCHUP_LIMIT, n)
-    memory_settings = {"EVENTBRIDGE_CATCHUP_MAX_EVENTS": str(limit)}
+    # A resume reads at most its segment's records (and the markers of the segment files it
+    # crosses); the default bound (50,000) would refuse the largest ones as too_many.
+    records = str(max(BRIDGE_DEFAULT_RECORD_LIMIT, n * (1 + max(options.interleaves)) + 1000))
+    memory_settings = {
+        "EVENTBRIDGE_CATCHUP_MAX_EVENTS": str(limit),
+        "EVENTBRIDGE_CATCHUP_MAX_RECORDS": records,
+    }
     if written > BRIDGE_DEFAULT_HISTORY:
         # Every event written must still be in memory when the first segment is resumed.
         memory_settings["EVENTBRIDGE_HISTORY_MAX_EVENTS"] = str(written + 1000)
     stream_settings = {
         "EVENTBRIDGE_CATCHUP_MAX_EVENTS": str(limit),
+        "EVENTBRIDGE_CATCHUP_MAX_RECORDS": records,
         "EVENTBRIDGE_HISTORY_MAX_EVENTS": str(STREAM_HISTORY),
     }
     memory_history = int(
@@ -209,6 +219,7 @@ async def run_restarts(bench: ResumeBench) -> None:
     fills: list[dict[str, Any]] = []
     bench.info["restart_fills"] = fills
     async with LogFiller(url, prefix) as filler:
+        await filler.publish([(QUIET_PROJECT, 0)])  # the quiet project's one event, at the start
         published = 0
         for size in options.sizes:
             if size > published:
@@ -238,6 +249,7 @@ async def run_restarts(bench: ResumeBench) -> None:
                     f"read {row['records_read']} offsets, RSS {row['rss_mb'] or 0:.0f} MiB",
                     flush=True,
                 )
+    await run_quiet_resumes(bench, logs)
     largest = max(
         (r for r in bench.restarts if r["label"] == "warm" and r["start_offset"] is not None),
         key=lambda r: r["records_read"] or 0,
@@ -256,6 +268,27 @@ async def run_restarts(bench: ResumeBench) -> None:
             "seconds": statistics.median(float(read["seconds"]) for read in reads),
             "records_per_s": statistics.median(float(read["records_per_s"]) for read in reads),
         }
+
+
+async def run_quiet_resumes(bench: ResumeBench, logs: Path) -> None:
+    """On the restart log at its largest, with the default settings: the quiet project resumed
+    from before its one event, from far back after it, and from just behind the head."""
+    url, prefix = bench.options.amqp_url, bench.restart_prefix
+    quiet: list[dict[str, Any]] = []
+    bench.info["quiet_resumes"] = quiet
+    async with running_bridge("quiet", url, prefix, {}, logs / "quiet.log") as bridge:
+        head = (await log_position(bridge)).head
+        # The quiet event is the restart log's first record (offset 0): -1 resumes from before it.
+        for since, expected in ((-1, 1), (max(1, head - 900_000), 0), (max(1, head - 10), 0)):
+            row = await quiet_resume(bridge.port, since, expected=expected)
+            quiet.append(row)
+            answered = row["answered_s"]
+            print(
+                f"  quiet project, since {since:,} ({row['records_behind']:,} records behind): "
+                f"{row['outcome']} after {'-' if answered is None else f'{answered:.2f}'} s"
+                f"{'' if row['ok'] else '  NOT OK'}",
+                flush=True,
+            )
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -477,6 +510,10 @@ def failures(bench: ResumeBench) -> list[str]:
         f"{row['check'].summary()}"
         for row in bench.rows
         if isinstance(row.get("check"), ResumeCheck) and not row["check"].ok
+    ] + [
+        f"quiet project from {row['since']:,}: {row['outcome']} after {row['answered_s']} s"
+        for row in bench.info.get("quiet_resumes", [])
+        if not row["ok"]
     ]
 
 

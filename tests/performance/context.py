@@ -41,6 +41,9 @@ class Options:
     only: tuple[str, ...] = ()
     wait_quiet: float = 0.0
     prefill: int = 0
+    metrics_off_ref: str | None = None
+    metrics_rounds: int = 2
+    scrape_interval: float = 0.0
 
     def selected(self, label: str) -> bool:
         """Whether a measurement (by its label) is to run: all unless `--only` narrows them."""
@@ -97,15 +100,25 @@ async def settle(bench: Bench, server: int | None = None) -> None:
 async def wait_quiet(seconds: float, pids: Mapping[str, int | None]) -> None:
     """Wait up to `seconds` until processes other than `pids` used under `DISTURBED_CORES`
     cores over the last second (no wait at all when `seconds` is 0)."""
+    await wait_below(
+        pids, "other", DISTURBED_CORES, seconds, "waiting for other processes to go quiet"
+    )
+
+
+async def wait_below(
+    pids: Mapping[str, int | None], name: str, cores: float, seconds: float, waiting: str
+) -> None:
+    """Wait up to `seconds` until `name` (one of `pids`, or `other`: the rest of the machine)
+    used under `cores` over the last second; say `waiting` each second it did not."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         meter = CpuMeter(pids)
         meter.start()
         await asyncio.sleep(1.0)
-        other = meter.stop().get("other")
-        if other is None or other < DISTURBED_CORES:
+        used = meter.stop().get(name)
+        if used is None or used < cores:
             return
-        print(f"  waiting for other processes to go quiet ({other:.2f} cores)", flush=True)
+        print(f"  {waiting} ({used:.2f} cores)", flush=True)
 
 
 def bridge_setting(text: str) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -12,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aio_pika
+import httpx
 
 from producers import EventPublisher
-from tests.performance.context import ARTIFACTS, ROOT, Bench, Options, no_gc, settle
+from tests.performance.context import ARTIFACTS, ROOT, Bench, Options, no_gc, settle, wait_below
 from tests.performance.processes import ChildProcess, CpuMeter, free_port, rss_mb, wait_until_ready
 from tests.performance.publisher_child import PublisherProcess, bench_envelope
 from tests.performance.receivers import (
@@ -318,12 +320,58 @@ def bridge_phases(options: Options) -> list[Phase]:
     ]
 
 
+IDLE_CORES = 0.1
+"""A bridge using less than this over a second has finished its start-up work."""
+
+
+async def wait_idle(pid: int | None, *, longest: float = 120.0) -> None:
+    """Wait (up to `longest` seconds) until a freshly started bridge is idle.
+
+    A bridge is ready at once but rebuilds its history and state from the log in the background
+    (up to the warm window, 100,000 records), and holds fresh joins until that is done: a room
+    that gets more than a client's queue limit of events meanwhile would cut its clients as
+    slow. Measuring starts once that work is over, so each run of the bridge measures the same
+    steady state however long the log has grown.
+    """
+    await wait_below(
+        {"server": pid}, "server", IDLE_CORES, longest, "waiting for the bridge's start-up work"
+    )
+
+
+async def scrape_metrics(port: int, every: float) -> int:
+    """Scrape the bridge's `/metrics` every `every` seconds, as Prometheus would, until
+    cancelled; return how many scrapes were made."""
+    made = 0
+    async with httpx.AsyncClient(timeout=30) as http:
+        try:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):  # a busy bridge answers late
+                    (await http.get(f"http://127.0.0.1:{port}/metrics")).raise_for_status()
+                    made += 1
+                await asyncio.sleep(every)
+        except asyncio.CancelledError:
+            return made
+
+
+async def _scrapes(scraper: asyncio.Task[int]) -> int:
+    with contextlib.suppress(asyncio.CancelledError):
+        return await scraper
+    return 0
+
+
 def _paced(options: Options, rate: float) -> int:
     return max(1, round(rate * options.paced_seconds))
 
 
-async def run_bridge_phases(bench: Bench) -> None:
-    """Start `eventbridge serve`, run every eventbridge phase, and stop it."""
+async def run_bridge_phases(
+    bench: Bench, variant: str = "", env_extra: dict[str, str] | None = None, scrape: float = 0.0
+) -> None:
+    """Start `eventbridge serve`, run every eventbridge phase, and stop it.
+
+    A `variant` (the metrics comparison, `tests/performance/metrics_cost.py`) names the rows and
+    the bridge's log, adds `env_extra` to the bridge's environment, and with `scrape` > 0 has
+    `/metrics` scraped every `scrape` seconds while the phases run.
+    """
     options = bench.options
     port = free_port()
     env = {
@@ -334,11 +382,13 @@ async def run_bridge_phases(bench: Bench) -> None:
         "EVENTBRIDGE_AUTH": "anonymous",  # loopback, measured without tokens
         "EVENTBRIDGE_LOG_LEVEL": "warning",
         **options.bridge_env,
+        **(env_extra or {}),
     }
-    log_path = ARTIFACTS / "bench_live-bridge.log"
+    log_path = ARTIFACTS / f"bench_live-bridge{'-' + variant if variant else ''}.log"
     bridge = ChildProcess("eventbridge serve", bridge_command(options), env=env, log_path=log_path)
     async with bridge:
         await wait_until_ready(port, bridge, timeout=60)
+        await wait_idle(bridge.pid)
         async with EventPublisher(
             options.amqp_url,
             prefix=bench.prefix,
@@ -348,6 +398,7 @@ async def run_bridge_phases(bench: Bench) -> None:
             publish_timeout=30,
         ) as publisher:
             target = Target(bench, bridge, port, publisher)
+            scraper = asyncio.create_task(scrape_metrics(port, scrape)) if scrape else None
             bench.info["server_rss_mb_at_start"] = rss_mb(bridge.pid)
             if options.prefill:
                 print(f"… prefill: {options.prefill} events to 1000 other projects", flush=True)
@@ -361,7 +412,14 @@ async def run_bridge_phases(bench: Bench) -> None:
                 print(f"… {phase.name}, {clients} client(s), {phase.count} events", flush=True)
                 await settle(bench, bridge.pid)
                 with no_gc():
-                    bench.rows.append(await bridge_phase(target, phase))
+                    row = await bridge_phase(target, phase)
+                if variant:
+                    row["variant"] = variant
+                    row["phase"] = f"{row['phase']} [{variant}]"
+                bench.rows.append(row)
+            if scraper is not None:
+                scraper.cancel()
+                bench.info.setdefault("scrapes", {})[variant] = await _scrapes(scraper)
     bench.info["bridge_log"] = str(log_path.relative_to(ROOT))
     bench.info["bridge_log_tail"] = bridge.log_tail(40)
     bench.info["bridge_slow_consumer_disconnects"] = sum(

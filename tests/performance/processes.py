@@ -67,14 +67,26 @@ def rss_mb(pid: int | None) -> float | None:
     return None
 
 
-def find_broker_pid() -> int | None:
-    """Return the pid of the local RabbitMQ (Erlang `beam.smp`), or None if none is visible."""
+def find_broker_pid(port: int = 5672) -> int | None:
+    """Return the pid of the RabbitMQ node (Erlang `beam.smp`) listening on `port` (AMQP), or
+    None if none is visible. Other nodes (a test cluster's) may run beside it."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError):
-            if (entry / "comm").read_text().strip() == "beam.smp":
-                return int(entry.name)
+            if (entry / "comm").read_text().strip() != "beam.smp":
+                continue
+            for fd in (entry / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) in inodes:
+                        return int(entry.name)
     return None
 
 
@@ -216,6 +228,16 @@ class ChildProcess:
             yield
         finally:
             self._continue()
+
+    def pause(self) -> None:
+        """Stop the child with SIGSTOP (`resume()` continues it; so does `stop()`)."""
+        if self._process is None or self._process.returncode is not None:
+            raise RuntimeError(f"{self.name} is not running")
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Continue a child stopped by `pause()`."""
+        self._continue()
 
     def _continue(self) -> None:
         if self._process is not None and self._process.returncode is None:

@@ -155,7 +155,7 @@ class WebSocketReceiver(Receiver):
                         self.subscribed_reply = {**message, "received_at": time.time()}
                     self.subscribed.set()
                 elif message.get("type") == "resync_required":
-                    self.notices.append(message)
+                    self.notices.append({**message, "received_at": time.time()})
         except websockets.ConnectionClosed:
             pass
         if not self._closing:

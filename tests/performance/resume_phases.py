@@ -32,7 +32,7 @@ from typing import Any, Literal
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange
 
-from bridge import topology
+from bridge.broker import topology
 from bridge.settings import Settings
 from schemas.routing import exchange_name
 from tests.performance.baselines import aio_pika_read_range

@@ -12,8 +12,8 @@ import sys
 
 import uvloop
 
-from bridge.cli.options import configure_logging
-from bridge.cli.serve import serve
+from bridge.cli.logs import configure_logging
+from bridge.edge.server import serve
 from bridge.settings import Settings
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
 import tomllib
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from bridge.auth import Authenticator, check_exposure
+from bridge.edge.auth import Authenticator, check_exposure
 from bridge.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +30,11 @@ DOCKERFILE = COMPOSE_DIR / "Dockerfile"
 NGINX_CONF = COMPOSE_DIR / "nginx.conf"
 DOCKERIGNORE = REPO / ".dockerignore"
 
-SERVICES = ("rabbitmq", "bridge", "demo-producer", "nginx")
+RABBITMQ_CONF = COMPOSE_DIR / "rabbitmq.conf"
+
+RABBITMQ_NODES = ("rabbitmq-1", "rabbitmq-2", "rabbitmq-3")
+REPLICAS = ("bridge-1", "bridge-2")
+SERVICES = (*RABBITMQ_NODES, *REPLICAS, "demo-producer", "nginx")
 WEBSOCKET_LOCATIONS = ("/socket.io/", "/ws")
 
 
@@ -112,6 +117,18 @@ def _depends_on(service: dict[str, Any]) -> dict[str, str]:
         str(name): str((spec or {}).get("condition", "service_started"))
         for name, spec in raw.items()
     }
+
+
+def _rabbitmq_conf() -> dict[str, str]:
+    """compose/rabbitmq.conf (`key = value` lines) as a mapping."""
+    entries: dict[str, str] = {}
+    for raw in RABBITMQ_CONF.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            key, equals, value = line.partition("=")
+            assert equals, f"not `key = value`: {raw!r}"
+            entries[key.strip()] = value.strip()
+    return entries
 
 
 # --- Dockerfile helpers --------------------------------------------------------------------------
@@ -242,6 +259,32 @@ def _headers(block: list[Directive]) -> dict[str, str]:
     return {args[0].lower(): " ".join(args[1:]) for args in _values(block, "proxy_set_header")}
 
 
+def _upstreams(nginx: list[Directive]) -> dict[str, list[Directive]]:
+    """Upstream blocks by name → their directives."""
+    return {
+        directive.args[0]: directive.block
+        for directive in _walk(nginx)
+        if directive.name == "upstream" and directive.block is not None
+    }
+
+
+def _upstream_of(nginx: list[Directive], path: str) -> str:
+    """The upstream a location proxies to (`proxy_pass http://<upstream>`)."""
+    passes = _values(_location(nginx, path), "proxy_pass")
+    assert len(passes) == 1, f"location {path} needs one proxy_pass"
+    target = passes[0][0]
+    assert target.startswith("http://"), target
+    return target.removeprefix("http://").rstrip("/")
+
+
+def _stickiness(upstream: list[Directive]) -> list[str] | None:
+    """The directive that binds a client to one server (hash, ip_hash, sticky), if any."""
+    for directive in upstream:
+        if directive.name in ("hash", "ip_hash", "sticky"):
+            return [directive.name, *directive.args]
+    return None
+
+
 def _longest_prefix(nginx: list[Directive], uri: str) -> str:
     matches = [path for path in _locations(nginx) if uri.startswith(path)]
     assert matches, f"no location matches {uri}"
@@ -251,24 +294,42 @@ def _longest_prefix(nginx: list[Directive], uri: str) -> str:
 # --- compose: services and ports -----------------------------------------------------------------
 
 
-def test_compose_defines_the_four_services(compose: dict[str, Any]) -> None:
-    """The compose file defines rabbitmq, bridge, demo-producer and nginx."""
+def test_compose_defines_the_cluster_the_replicas_the_producer_and_nginx(
+    compose: dict[str, Any],
+) -> None:
+    """The compose file defines three RabbitMQ nodes, two bridge replicas, the demo producer and
+    nginx, and no single `rabbitmq` or `bridge` service any more."""
     for name in SERVICES:
         _service(compose, name)
+    assert not {"rabbitmq", "bridge"} & set(compose["services"])
+
+
+@pytest.mark.parametrize("name", RABBITMQ_NODES)
+def test_rabbitmq_nodes_run_the_313_management_image(compose: dict[str, Any], name: str) -> None:
+    """Every RabbitMQ node runs the 3.13 management image."""
+    assert str(_service(compose, name).get("image", "")).startswith("rabbitmq:3.13-management")
 
 
 def test_rabbitmq_publishes_amqp_and_management_ports(compose: dict[str, Any]) -> None:
-    """RabbitMQ runs the 3.13 management image and publishes AMQP 5672 and management 15672."""
-    rabbitmq = _service(compose, "rabbitmq")
-    assert str(rabbitmq.get("image", "")).startswith("rabbitmq:3.13-management")
-    mappings = _port_mappings(rabbitmq)
-    assert (5672, 5672) in mappings
-    assert (15672, 15672) in mappings
+    """Node 1 publishes AMQP 5672 and the management UI 15672; the others publish AMQP on other
+    host ports, so that no two services claim one host port."""
+    assert {(5672, 5672), (15672, 15672)} <= _port_mappings(_service(compose, "rabbitmq-1"))
+    for name in RABBITMQ_NODES[1:]:
+        assert {target for _, target in _port_mappings(_service(compose, name))} == {5672}
+    published = [
+        host
+        for service in compose["services"].values()
+        for host, _ in _port_mappings(service)
+        if host is not None
+    ]
+    assert len(published) == len(set(published)), f"a host port is published twice: {published}"
 
 
-def test_rabbitmq_keeps_its_data_in_a_named_volume(compose: dict[str, Any]) -> None:
-    """RabbitMQ's /var/lib/rabbitmq is a declared named volume under a fixed node hostname."""
-    rabbitmq = _service(compose, "rabbitmq")
+@pytest.mark.parametrize("name", RABBITMQ_NODES)
+def test_rabbitmq_keeps_its_data_in_a_named_volume(compose: dict[str, Any], name: str) -> None:
+    """Each RabbitMQ node's /var/lib/rabbitmq is a declared named volume of its own, under a
+    fixed hostname equal to its service name (its node name is rabbit@<hostname>)."""
+    rabbitmq = _service(compose, name)
     sources = [
         str(volume).split(":", 1)[0]
         for volume in rabbitmq.get("volumes") or []
@@ -277,12 +338,57 @@ def test_rabbitmq_keeps_its_data_in_a_named_volume(compose: dict[str, Any]) -> N
     assert len(sources) == 1, "mount exactly one volume at /var/lib/rabbitmq"
     assert not sources[0].startswith((".", "/")), "use a named volume, not a bind mount"
     assert sources[0] in (compose.get("volumes") or {}), "declare the volume under `volumes:`"
-    assert rabbitmq.get("hostname"), "the node name, and so the data directory, needs a hostname"
+    assert rabbitmq.get("hostname") == name, "the node name, and so its data, needs a hostname"
+    others = [
+        volume
+        for other in RABBITMQ_NODES
+        if other != name
+        for volume in _service(compose, other).get("volumes") or []
+    ]
+    assert not any(str(volume).startswith(f"{sources[0]}:") for volume in others), "shared volume"
 
 
-def test_bridge_exposes_port_8000(compose: dict[str, Any]) -> None:
-    """The bridge exposes (or publishes) container port 8000."""
-    assert 8000 in _container_ports(_service(compose, "bridge"))
+def test_rabbitmq_nodes_share_one_erlang_cookie(compose: dict[str, Any]) -> None:
+    """The three nodes have the same, non-empty RABBITMQ_ERLANG_COOKIE: else they cannot cluster."""
+    cookies = {
+        _environment(_service(compose, name)).get("RABBITMQ_ERLANG_COOKIE")
+        for name in RABBITMQ_NODES
+    }
+    assert len(cookies) == 1
+    (cookie,) = cookies
+    assert cookie, "no RABBITMQ_ERLANG_COOKIE"
+
+
+@pytest.mark.parametrize("name", RABBITMQ_NODES)
+def test_rabbitmq_nodes_mount_the_cluster_config(compose: dict[str, Any], name: str) -> None:
+    """Every node mounts compose/rabbitmq.conf read-only as its rabbitmq.conf."""
+    volumes = _service(compose, name).get("volumes") or []
+    assert "./rabbitmq.conf:/etc/rabbitmq/rabbitmq.conf:ro" in volumes
+    assert RABBITMQ_CONF.is_file()
+
+
+def test_rabbitmq_config_forms_a_cluster_of_the_three_nodes(compose: dict[str, Any]) -> None:
+    """rabbitmq.conf discovers peers from a classic config list naming exactly rabbit@<hostname>
+    of every RabbitMQ service, and pauses a minority partition."""
+    config = _rabbitmq_conf()
+    assert config.get("cluster_formation.peer_discovery_backend") in (
+        "classic_config",
+        "rabbit_peer_discovery_classic_config",
+    )
+    listed = {
+        value
+        for key, value in config.items()
+        if key.startswith("cluster_formation.classic_config.nodes.")
+    }
+    hostnames = {_service(compose, name).get("hostname") for name in RABBITMQ_NODES}
+    assert listed == {f"rabbit@{hostname}" for hostname in hostnames}
+    assert config.get("cluster_partition_handling") == "pause_minority"
+
+
+@pytest.mark.parametrize("name", REPLICAS)
+def test_bridge_exposes_port_8000(compose: dict[str, Any], name: str) -> None:
+    """Each bridge replica exposes (or publishes) container port 8000."""
+    assert 8000 in _container_ports(_service(compose, name))
 
 
 def test_nginx_publishes_8080_and_mounts_the_config(compose: dict[str, Any]) -> None:
@@ -300,15 +406,15 @@ def test_nginx_publishes_8080_and_mounts_the_config(compose: dict[str, Any]) -> 
 @pytest.mark.parametrize(
     ("name", "probe"),
     [
-        ("rabbitmq", "rabbitmq-diagnostics -q ping"),
-        ("bridge", "http://127.0.0.1:8000/ready"),
+        *((node, "rabbitmq-diagnostics -q ping") for node in RABBITMQ_NODES),
+        *((replica, "http://127.0.0.1:8000/ready") for replica in REPLICAS),
         ("nginx", "http://127.0.0.1/health"),
     ],
 )
 def test_serving_services_have_a_healthcheck(
     compose: dict[str, Any], name: str, probe: str
 ) -> None:
-    """rabbitmq, bridge and nginx each have a health-check command probing the right thing."""
+    """Every RabbitMQ node, bridge replica and nginx has a health check probing the right thing."""
     service = _service(compose, name)
     assert probe in _healthcheck_test(service)
     check = service["healthcheck"]
@@ -316,9 +422,10 @@ def test_serving_services_have_a_healthcheck(
         assert key in check, f"{name}'s healthcheck has no {key}"
 
 
-def test_bridge_healthcheck_needs_no_curl(compose: dict[str, Any]) -> None:
-    """The bridge's health check uses Python's urllib, since the image has no curl."""
-    test = _healthcheck_test(_service(compose, "bridge"))
+@pytest.mark.parametrize("name", REPLICAS)
+def test_bridge_healthcheck_needs_no_curl(compose: dict[str, Any], name: str) -> None:
+    """A replica's health check uses Python's urllib, since the image has no curl."""
+    test = _healthcheck_test(_service(compose, name))
     assert test.startswith("python -c")
     assert "urllib.request.urlopen" in test
 
@@ -328,71 +435,112 @@ def test_demo_producer_disables_the_inherited_healthcheck(compose: dict[str, Any
     assert (_service(compose, "demo-producer").get("healthcheck") or {}).get("disable") is True
 
 
-def test_bridge_waits_for_a_healthy_rabbitmq(compose: dict[str, Any]) -> None:
-    """The bridge starts only once rabbitmq is healthy."""
-    assert _depends_on(_service(compose, "bridge")).get("rabbitmq") == "service_healthy"
+@pytest.mark.parametrize("name", REPLICAS)
+def test_bridge_waits_for_a_healthy_cluster(compose: dict[str, Any], name: str) -> None:
+    """Each replica starts only once every RabbitMQ node is healthy."""
+    depends = _depends_on(_service(compose, name))
+    assert {node: depends.get(node) for node in RABBITMQ_NODES} == dict.fromkeys(
+        RABBITMQ_NODES, "service_healthy"
+    )
 
 
 @pytest.mark.parametrize("name", ["demo-producer", "nginx"])
-def test_dependents_wait_for_a_healthy_bridge(compose: dict[str, Any], name: str) -> None:
-    """The demo producer and nginx start only once the bridge is healthy."""
-    assert _depends_on(_service(compose, name)).get("bridge") == "service_healthy"
+def test_dependents_wait_for_healthy_replicas(compose: dict[str, Any], name: str) -> None:
+    """The demo producer and nginx start only once both replicas are healthy (nginx resolves its
+    upstream names once, at start)."""
+    depends = _depends_on(_service(compose, name))
+    assert {replica: depends.get(replica) for replica in REPLICAS} == dict.fromkeys(
+        REPLICAS, "service_healthy"
+    )
 
 
-@pytest.mark.parametrize("name", ["bridge", "demo-producer"])
-def test_broker_url_points_at_the_rabbitmq_service(compose: dict[str, Any], name: str) -> None:
-    """The bridge and the demo producer reach the broker by the rabbitmq service's name."""
-    url = urlsplit(_environment(_service(compose, name)).get("EVENTBRIDGE_AMQP_URL", ""))
-    assert url.scheme == "amqp"
-    assert url.hostname == "rabbitmq"
-    assert url.hostname in compose["services"]
-    assert (url.port or 5672) == 5672
+@pytest.mark.parametrize("name", [*REPLICAS, "demo-producer"])
+def test_broker_urls_name_every_rabbitmq_node(compose: dict[str, Any], name: str) -> None:
+    """Each replica's and the demo producer's EVENTBRIDGE_AMQP_URL is the comma-separated list
+    of every RabbitMQ node, by service name, on port 5672, each once."""
+    urls = [
+        urlsplit(url.strip())
+        for url in _environment(_service(compose, name)).get("EVENTBRIDGE_AMQP_URL", "").split(",")
+    ]
+    assert all(url.scheme == "amqp" for url in urls)
+    assert all((url.port or 5672) == 5672 for url in urls)
+    hosts = [url.hostname for url in urls]
+    assert sorted(hosts, key=str) == sorted(RABBITMQ_NODES)
 
 
-def test_bridge_listens_on_all_interfaces_port_8000(compose: dict[str, Any]) -> None:
-    """The bridge binds 0.0.0.0:8000 so nginx and the health check can reach it."""
-    environment = _environment(_service(compose, "bridge"))
+@pytest.mark.parametrize("name", REPLICAS)
+def test_bridge_listens_on_all_interfaces_port_8000(compose: dict[str, Any], name: str) -> None:
+    """Each replica binds 0.0.0.0:8000 so nginx and the health check can reach it."""
+    environment = _environment(_service(compose, name))
     assert environment.get("EVENTBRIDGE_HOST") == "0.0.0.0"
     assert environment.get("EVENTBRIDGE_PORT") == "8000"
 
 
+def _replica_settings(
+    compose: dict[str, Any], name: str, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The settings `eventbridge serve` builds from a replica's environment (and nothing else)."""
+    with monkeypatch.context() as patch:
+        for variable in [key for key in os.environ if key.startswith("EVENTBRIDGE_")]:
+            patch.delenv(variable)
+        for variable, value in _environment(_service(compose, name)).items():
+            patch.setenv(variable, value)
+        return Settings()
+
+
+@pytest.mark.parametrize("name", REPLICAS)
 def test_bridge_settings_pass_the_start_up_checks(
-    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    """The bridge's environment is one `eventbridge serve` accepts: bound to 0.0.0.0 it must
+    """Each replica's environment is one `eventbridge serve` accepts: bound to 0.0.0.0 it must
     say explicitly how clients authenticate (here: anonymous, on a trusted network)."""
-    environment = _environment(_service(compose, "bridge"))
-    for name, value in environment.items():
-        monkeypatch.setenv(name, value)
-    settings = Settings()
+    settings = _replica_settings(compose, name, monkeypatch)
     check_exposure(settings)
     Authenticator(settings)
     assert (settings.auth, settings.insecure) == ("anonymous", True)
 
 
+def test_exactly_one_replica_writes_dead_letters(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One replica writes the dead-letter queue, the other says explicitly that it does not:
+    each invalid message is dead-lettered once."""
+    writers = [
+        name
+        for name in REPLICAS
+        if _replica_settings(compose, name, monkeypatch).dead_letter_writer
+    ]
+    assert len(writers) == 1, writers
+    for name in REPLICAS:
+        environment = _environment(_service(compose, name))
+        assert environment.get("EVENTBRIDGE_DEAD_LETTER_WRITER") in ("true", "false"), name
+
+
 @pytest.mark.parametrize(
     ("name", "command"),
     [
-        ("bridge", ["eventbridge", "serve"]),
+        *((replica, ["eventbridge", "serve"]) for replica in REPLICAS),
         ("demo-producer", ["eventbridge", "demo", "--no-serve", "--rate", "5"]),
     ],
 )
 def test_python_services_build_the_repo_image(
     compose: dict[str, Any], name: str, command: list[str]
 ) -> None:
-    """bridge and demo-producer build compose/Dockerfile from the repo root and run a command."""
+    """The replicas and the demo producer build compose/Dockerfile from the repo root into one
+    image and run a command."""
     service = _service(compose, name)
     build = service.get("build")
     assert isinstance(build, dict), f"{name} must be built"
     assert (COMPOSE_DIR / build["context"]).resolve() == REPO
     assert (REPO / build["dockerfile"]).resolve() == DOCKERFILE
-    assert service.get("image") == _service(compose, "bridge").get("image")
+    assert service.get("image") == _service(compose, REPLICAS[0]).get("image")
     assert _command(service) == command
 
 
-def test_bridge_restarts_and_stops_gracefully(compose: dict[str, Any]) -> None:
-    """The bridge restarts unless stopped and gets 10 s to shut down after SIGTERM."""
-    bridge = _service(compose, "bridge")
+@pytest.mark.parametrize("name", REPLICAS)
+def test_bridge_restarts_and_stops_gracefully(compose: dict[str, Any], name: str) -> None:
+    """Each replica restarts unless stopped and gets 10 s to shut down after SIGTERM."""
+    bridge = _service(compose, name)
     assert bridge.get("restart") == "unless-stopped"
     assert bridge.get("stop_grace_period") == "10s"
 
@@ -506,9 +654,10 @@ def test_nginx_maps_upgrade_to_connection_header(nginx: list[Directive]) -> None
 
 @pytest.mark.parametrize("path", WEBSOCKET_LOCATIONS)
 def test_nginx_websocket_locations_forward_the_upgrade(nginx: list[Directive], path: str) -> None:
-    """/socket.io/ and /ws proxy with HTTP/1.1 and pass Upgrade and Connection from the map."""
+    """/socket.io/ and /ws proxy to an upstream with HTTP/1.1 and pass Upgrade and Connection
+    from the map."""
     block = _location(nginx, path)
-    assert _values(block, "proxy_pass") == [["http://eventbridge"]]
+    assert _upstream_of(nginx, path) in _upstreams(nginx)
     assert _values(block, "proxy_http_version") == [["1.1"]]
     headers = _headers(block)
     assert headers.get("upgrade") == "$http_upgrade"
@@ -551,30 +700,80 @@ def test_nginx_routes_contract_paths(nginx: list[Directive], uri: str, location:
 
 
 def test_nginx_root_location_proxies_plain_http(nginx: list[Directive]) -> None:
-    """`location /` proxies to the bridge without asking for a WebSocket upgrade."""
-    block = _location(nginx, "/")
-    assert _values(block, "proxy_pass") == [["http://eventbridge"]]
-    assert "upgrade" not in _headers(block)
+    """`location /` proxies to an upstream of the replicas without asking for an upgrade."""
+    assert _upstream_of(nginx, "/") in _upstreams(nginx)
+    assert "upgrade" not in _headers(_location(nginx, "/"))
 
 
-def test_nginx_upstream_is_the_bridge_service(
+def test_nginx_upstreams_are_the_two_replicas(
     nginx: list[Directive], compose: dict[str, Any]
 ) -> None:
-    """The `eventbridge` upstream is the bridge service's port 8000, served on port 80."""
-    upstreams = [d for d in nginx if d.name == "upstream" and d.args == ["eventbridge"]]
-    assert len(upstreams) == 1, "no `upstream eventbridge { ... }` block"
-    block = upstreams[0].block
-    assert block is not None
-    servers = [args[0] for args in _values(block, "server")]
-    assert servers, "the upstream has no server"
-    for server in servers:
-        host, _, port = server.partition(":")
-        assert host == "bridge"
-        assert int(port) in _container_ports(_service(compose, host))
+    """Every upstream lists both replicas, by compose service name and exposed port, and the
+    server listens on port 80 (what the compose file publishes as 8080)."""
+    upstreams = _upstreams(nginx)
+    assert upstreams, "no upstream block"
+    for name, block in upstreams.items():
+        servers = [args[0] for args in _values(block, "server")]
+        hosts = sorted(server.partition(":")[0] for server in servers)
+        assert hosts == sorted(REPLICAS), f"upstream {name} lists {servers}"
+        for server in servers:
+            host, _, port = server.partition(":")
+            assert host in compose["services"], f"{host} is no compose service"
+            assert int(port) in _container_ports(_service(compose, host))
     listens = [
         args[0]
         for d in nginx
         if d.name == "server" and d.block
         for args in _values(d.block, "listen")
     ]
-    assert "80" in listens
+    assert listens == ["80"]
+
+
+def test_nginx_socketio_is_sticky_and_the_websocket_is_not(nginx: list[Directive]) -> None:
+    """/socket.io/ goes to an upstream that keeps a client on one replica (a hash of its
+    address); /ws and / go to a different upstream without stickiness."""
+    upstreams = _upstreams(nginx)
+    sticky = _upstream_of(nginx, "/socket.io/")
+    assert _stickiness(upstreams[sticky]) in (
+        ["hash", "$remote_addr", "consistent"],
+        ["hash", "$remote_addr"],
+        ["ip_hash"],
+    )
+    for path in ("/ws", "/"):
+        balanced = _upstream_of(nginx, path)
+        assert balanced != sticky
+        assert _stickiness(upstreams[balanced]) is None, f"{path} must not be sticky"
+
+
+def test_nginx_balancing_method_comes_before_keepalive(nginx: list[Directive]) -> None:
+    """In each upstream, hash/ip_hash/least_conn precede `keepalive` (nginx requires it)."""
+    methods = ("hash", "ip_hash", "least_conn", "random")
+    for name, block in _upstreams(nginx).items():
+        names = [directive.name for directive in block]
+        if "keepalive" in names:
+            assert all(
+                names.index(method) < names.index("keepalive")
+                for method in methods
+                if method in names
+            ), name
+
+
+def test_nginx_takes_a_failed_replica_out_passively(nginx: list[Directive]) -> None:
+    """Every upstream server has max_fails and fail_timeout (nginx OSS has no active checks)."""
+    for name, block in _upstreams(nginx).items():
+        for args in _values(block, "server"):
+            parameters = dict(arg.split("=", 1) for arg in args[1:] if "=" in arg)
+            assert int(parameters.get("max_fails", "0")) >= 1, f"{name}: {args}"
+            assert parameters.get("fail_timeout"), f"{name}: {args}"
+
+
+@pytest.mark.parametrize("path", [*WEBSOCKET_LOCATIONS, "/"])
+def test_nginx_retries_another_replica_but_never_a_sent_post(
+    nginx: list[Directive], path: str
+) -> None:
+    """Each location moves on to the other replica on a connection error or timeout, and never
+    enables `non_idempotent` (a POST that reached a replica is not sent twice)."""
+    (retry,) = _values(_location(nginx, path), "proxy_next_upstream")
+    assert {"error", "timeout"} <= set(retry)
+    assert "non_idempotent" not in retry
+    assert "off" not in retry

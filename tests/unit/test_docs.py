@@ -37,3 +37,19 @@ def test_readme_configuration_table_matches_the_settings() -> None:
     for name, (default, _) in rows.items():
         assert name in Settings.model_fields, name
         assert default == str(Settings.model_fields[name].default), name
+
+
+def test_readme_says_how_eventbridge_gets_on_the_path_before_using_it() -> None:
+    """The README opens with `make demo` and `make test`, and says how to reach the
+    `eventbridge` command in .venv (and how to choose the demo's port) before its first use."""
+    readme = (ROOT / "README.md").read_text()
+    first_block = re.search(r"```bash\n(.*?)```", readme, flags=re.DOTALL)
+    assert first_block is not None
+    commands = [line.split("#")[0].strip() for line in first_block.group(1).splitlines()]
+    assert commands == ["make demo", "make test"]
+    first_use = re.search(r"^eventbridge ", readme, flags=re.MULTILINE)
+    assert first_use is not None
+    before = readme[: first_use.start()]
+    assert "source .venv/bin/activate" in before
+    assert ".venv/bin/eventbridge" in before
+    assert "EVENTBRIDGE_PORT=" in before

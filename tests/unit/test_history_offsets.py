@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from bridge.decoding import Event
-from bridge.history import LastValues, RoomBuffers
+from bridge.core.events import Event
+from bridge.core.history import LastValues, RoomBuffers
 from schemas.routing import rooms_for
 
 
 def event(
     offset: int, event_type: str, project_id: str | None, subject: str | None, size: int = 2
 ) -> Event:
-    """A decoded event with just what the history looks at (frames of about `size` bytes)."""
+    """A decoded event with just what the history looks at (a payload of `size` bytes)."""
     return Event(
         offset=offset,
         id=f"e{offset}",
@@ -18,8 +18,7 @@ def event(
         project_id=project_id,
         rooms=rooms_for(event_type, project_id),
         subject=subject,
-        json_frame="{" + " " * (size - 2) + "}",
-        socketio_frame="",
+        payload=b"{" + b" " * (size - 2) + b"}",
     )
 
 

@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from bridge.limits import FLOOD_FACTOR, RateLimiter, Verdict
-from bridge.origins import OriginPolicy, normalize_origin
+from bridge.edge.limits import FLOOD_FACTOR, RateLimiter, Verdict
+from bridge.edge.origins import OriginPolicy
 from bridge.settings import Settings
+from schemas.origins import normalize_origin
 
 
 def scope(host: str = "bridge.example:8000", scheme: str = "ws") -> dict[str, Any]:

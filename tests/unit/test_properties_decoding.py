@@ -18,7 +18,9 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bridge.decoding import DeadLetter, DeadLetterReason, Event, decode
+from bridge.core.events import DeadLetter, Event, decode
+from bridge.edge.transports import frames
+from schemas.codes import DeadLetterReason
 from schemas.events import EVENT_MODELS, EventType, socketio_event_name
 from schemas.routing import RoutingKeyError, parse_routing_key, rooms_for, routing_key
 
@@ -40,7 +42,7 @@ CONTRACT_REASONS = {
     "routing_key_mismatch",
     "too_large",
 }
-"""The six `x-eventbridge-reason` values of CONTRACT.md section 2."""
+"""The six `x-eventbridge-reason` values of the README ("Publishing events")."""
 
 PROPERTIES = settings(max_examples=100, deadline=None, database=None)
 """Shared by every property here: no example database written into the repository, and no
@@ -275,7 +277,7 @@ def check_outcome(result: Event | DeadLetter, body: bytes, key: str, offset: int
 
 def check_event(event: Event, sent: dict[str, Any], key: str, offset: int) -> None:
     """The event's frames are the envelope plus `offset`, and its routing agrees with the key."""
-    assert same_json(json.loads(event.json_frame), {**sent, "offset": offset})
+    assert same_json(json.loads(event.payload), {**sent, "offset": offset})
     key_project, key_type = parse_routing_key(key)
     assert event.type == key_type == sent["type"]
     assert event.project_id == key_project == sent["project_id"]
@@ -283,7 +285,8 @@ def check_event(event: Event, sent: dict[str, Any], key: str, offset: int) -> No
     assert event.id == sent["id"]
     assert event.rooms == rooms_for(event.type, event.project_id)
     name = json.dumps(socketio_event_name(event.type))
-    assert event.socketio_frame == f"2[{name},{event.json_frame}]"
+    assert frames.socketio_text(event) == f"2[{name},{event.payload.decode()}]"
+    assert frames.websocket_text(event) == event.payload.decode()
     assert not event.replayed
 
 
@@ -434,5 +437,5 @@ def test_event_frames_are_json_a_browser_can_read(envelope: dict[str, Any], offs
     key = key_of(envelope)
     result = decode(json.dumps(envelope).encode(), key, offset, max_bytes=MAX_BYTES)
     if isinstance(result, Event):
-        strict_json(result.json_frame)
-        strict_json(result.socketio_frame[1:])
+        strict_json(result.payload.decode())
+        strict_json(frames.socketio_text(result)[1:])
