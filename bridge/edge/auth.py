@@ -37,6 +37,7 @@ from schemas.routing import ACTIVITY_FEED, is_valid_project_id
 ALL_PROJECTS = "*"
 MAX_TOKEN_CHARS = 8192
 MAX_NAME_CHARS = 128
+SOCKETIO_AUTH_SHAPE = 'send auth as {"token": "<JWT>"}'
 """The longest display name (the `name` claim) presence shows; longer ones are cut."""
 
 _HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -155,6 +156,19 @@ class Authenticator:
             # PyJWT lets a few of these through for odd headers; none is the client's business
             raise AuthError(ErrorCode.INVALID_TOKEN, "the token is not a well-formed JWT") from None
         return _grant_of(claims, self._leeway)
+
+    def verify_socketio(self, auth: object) -> Grant:
+        """Check a Socket.IO CONNECT's `auth` payload, `{"token": "<JWT>"}` (see `verify`)."""
+        if self.required and auth is not None and not isinstance(auth, dict):
+            raise AuthError(ErrorCode.INVALID_TOKEN, SOCKETIO_AUTH_SHAPE)
+        return self.verify(auth.get("token") if isinstance(auth, dict) else None)
+
+    def unreadable_connect(self) -> AuthError:
+        """The refusal of a Socket.IO CONNECT packet that cannot be decoded at all (python-socketio
+        clients encode `auth=1.5` as one, for instance)."""
+        if self.required:
+            return AuthError(ErrorCode.INVALID_TOKEN, f"unreadable CONNECT: {SOCKETIO_AUTH_SHAPE}")
+        return AuthError(ErrorCode.INVALID_PAYLOAD, "unreadable CONNECT: send auth as an object")
 
 
 def _refusal(exc: jwt.PyJWTError, authenticator: Authenticator) -> AuthError:

@@ -88,6 +88,13 @@ class StrictAsyncServer(socketio.AsyncServer):  # type: ignore[misc]
                 return
         await super()._send_packet(eio_sid, pkt)
 
+    async def refuse(self, eio_sid: str, message: str, data: dict[str, str]) -> None:
+        """Answer a session that has not connected with CONNECT_ERROR `{message, data}` (the
+        client's `connect_error`), then end the session."""
+        error = {"message": message, "data": data}
+        await self._send_packet(eio_sid, self.packet_class(packet.CONNECT_ERROR, data=error))
+        await self.eio.disconnect(eio_sid)
+
     async def _handle_eio_message(self, eio_sid: str, data: str | bytes) -> None:
         socket = self.eio.sockets.get(eio_sid)
         if socket is None or socket.closed:

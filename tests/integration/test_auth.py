@@ -16,7 +16,7 @@ import pytest
 import socketio
 import websockets
 from cryptography.hazmat.primitives import serialization
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bridge.core.connection import ClientConnection
@@ -552,6 +552,8 @@ async def test_any_first_websocket_frame_without_a_valid_token_is_refused(
 
 @properties(max_examples=80)
 @given(auth=st.one_of(json_values, token_values.map(lambda token: {"token": token})))
+@example(auth=1.5)  # python-socketio's client encodes this CONNECT so no server can decode it
+@example(auth=7)  # and this one as a CONNECT with no auth and an ack id of 7
 async def test_any_socketio_auth_payload_without_a_valid_token_is_refused(
     hs_bridge: RunningBridge, auth: Any
 ) -> None:

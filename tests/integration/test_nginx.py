@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
+import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -202,11 +204,16 @@ async def polling_session(
             sent = len(posts)
             leaving = asyncio.create_task(watcher.client.disconnect())
             await wait_for(lambda: len(posts) > sent or leaving.done(), 10)
-            await http.close()
             # Its pending GET ends with the closed session: how the client's read loop takes
             # that (quietly, or as a timeout when the machine is busy) is the client's business.
-            with contextlib.suppress(TimeoutError, aiohttp.ClientError):
-                await leaving
+            # On a busy machine that loop can drop the aborted response unreleased, and aiohttp
+            # warns when it is freed: a leak of this test's client, not of the bridge.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Unclosed connection", ResourceWarning)
+                await http.close()
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                    await leaving
+                gc.collect()
 
 
 def session_id(watcher: SocketIOWatcher) -> str:

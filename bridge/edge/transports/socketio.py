@@ -156,15 +156,6 @@ def _error(exc: RequestError) -> dict[str, Any]:
     return {"ok": False, "error": {"code": exc.code, "message": exc.message}}
 
 
-def _token_of(auth: Any) -> object:
-    """The token of a Socket.IO `auth` payload `{"token": "<JWT>"}` (None when absent)."""
-    if auth is None:
-        return None
-    if not isinstance(auth, dict):
-        raise AuthError(ErrorCode.INVALID_TOKEN, 'send auth as {"token": "<JWT>"}')
-    return auth.get("token")
-
-
 def _single_payload(args: tuple[Any, ...]) -> Any:
     if len(args) > 1:
         raise RequestError(ErrorCode.INVALID_PAYLOAD, "send one payload argument")
@@ -235,21 +226,10 @@ class SocketIOTransport:
 
     async def _on_connect(self, sid: str, _environ: dict[str, Any], auth: Any = None) -> None:
         try:
-            token = _token_of(auth) if self._authenticator.required else None
-            grant = self._authenticator.verify(token)
+            grant = self._authenticator.verify_socketio(auth)
         except AuthError as exc:
-            bump(self._hub.tally.auth_refusals, exc.code)
-            logger.info(
-                "refused Socket.IO client %s: %s (%s)",
-                sid,
-                exc.code,
-                exc.message,
-                extra={"connection_id": sid, "transport": "socketio", "reason": str(exc.code)},
-            )
             # socket.io-client: connect_error with err.message and err.data.code
-            raise socketio.exceptions.ConnectionRefusedError(
-                exc.message, {"code": exc.code}
-            ) from None
+            raise socketio.exceptions.ConnectionRefusedError(*self._refusal(sid, exc)) from None
         settings = self._settings
         connection = SocketIOConnection(
             self.server,
@@ -271,12 +251,20 @@ class SocketIOTransport:
 
     async def _on_malformed(self, eio_sid: str) -> None:
         """A packet that cannot be decoded counts against its connection's rate limit (so a
-        stream of them is a flood); before the connection exists it ends the session."""
+        stream of them is a flood); before the connection exists it refuses the session."""
         sid = socketio_sid(self.server, eio_sid)
         if sid is None or sid not in self._connections:
-            await self.server.eio.disconnect(eio_sid)
+            refusal = self._refusal(eio_sid, self._authenticator.unreadable_connect())
+            await self.server.refuse(eio_sid, *refusal)
             return
         self._admit(sid)
+
+    def _refusal(self, sid: str, exc: AuthError) -> tuple[str, dict[str, str]]:
+        """Count and log a refused connection; the message and data of its CONNECT_ERROR."""
+        bump(self._hub.tally.auth_refusals, exc.code)
+        extra = {"connection_id": sid, "transport": "socketio", "reason": str(exc.code)}
+        logger.info("refused Socket.IO client %s: %s (%s)", sid, exc.code, exc.message, extra=extra)
+        return exc.message, {"code": exc.code}
 
     def _admit(self, sid: str) -> dict[str, Any] | None:
         """Count one event against its connection's rate limit: None to handle it, else the
