@@ -108,9 +108,20 @@ broker() {
 # (marker `serial`) and the cluster fault tests (marker `cluster`). EVENTBRIDGE_TEST_WORKERS
 # sets how many workers run the first part.
 run_tests() {
-  local workers="${EVENTBRIDGE_TEST_WORKERS:-6}" parallel=0 serial=0
+  local workers="${EVENTBRIDGE_TEST_WORKERS:-6}" parallel=0 serial=0 booting=""
+  local boot_log="${TMPDIR:-/tmp}/eventbridge-cluster-boot.log"
+  # For the whole suite (no ARGS), the private cluster of the `cluster` tests boots while the
+  # first part runs, and is stopped at the end; a cluster already running is left alone.
+  if [ $# -eq 0 ] && ! scripts/cluster.sh status >/dev/null 2>&1; then
+    scripts/cluster.sh start >"$boot_log" 2>&1 &
+    booting=$!
+    trap 'scripts/cluster.sh stop >/dev/null 2>&1 || true' EXIT
+  fi
   "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup -m "not serial and not cluster" "$@" ||
     parallel=$?
+  if [ -n "$booting" ] && ! wait "$booting"; then
+    say "the private cluster did not boot beside the tests ($boot_log); the cluster tests start it"
+  fi
   [ "$parallel" -eq 2 ] && exit 2 # interrupted (Ctrl-C): not the second part either
   "$VENV/bin/python" -m pytest -m "serial or cluster" "$@" || serial=$?
   # pytest exits 5 when it ran no test: ARGS chose none in one part.
