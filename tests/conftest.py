@@ -15,7 +15,6 @@ a container of its own; `scripts/dev.sh test` makes sure one answers before it s
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import socket
@@ -28,6 +27,7 @@ import pytest
 import pytest_asyncio
 
 from tests.cluster import ClusterError, PrivateCluster
+from tests.helpers import delete_prefix
 
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -101,21 +101,7 @@ async def prefix(amqp_url: str) -> AsyncIterator[str]:
     """A topology prefix unique to this test; its broker objects are deleted afterwards."""
     name = f"test-{uuid.uuid4().hex[:12]}"
     yield name
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        names = [
-            f"{name}.{suffix}"
-            for suffix in ("log", "snapshots", "dead-letters", "epoch", "checkpoint")
-        ]
-        for queue in names:
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(queue)
-            if not channel.is_closed:
-                await channel.close()
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(f"{name}.events")
+    await delete_prefix(amqp_url, name)
 
 
 @pytest.fixture

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
+import aio_pika
+
+from bridge.broker.topology import Names
+from bridge.ops.teardown import queue_names
 from schemas.envelope import Envelope, new_event_id, utc_now
 
 
@@ -30,3 +35,19 @@ def make_envelope(event_type: str, project_id: str | None, data: dict[str, Any])
         occurred_at=utc_now(),
         data=data,
     )
+
+
+async def delete_prefix(amqp_url: str, prefix: str) -> None:
+    """Delete every broker object the bridge declares under `prefix` (the list `eventbridge
+    topology delete` uses); what does not exist is skipped."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for queue in queue_names(Names(prefix)):
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(queue)
+            if not channel.is_closed:
+                await channel.close()
+        channel = await connection.channel()
+        with contextlib.suppress(aio_pika.exceptions.AMQPError):
+            await channel.exchange_delete(Names(prefix).exchange)

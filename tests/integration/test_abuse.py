@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aio_pika
 import httpx
 import pytest
 import pytest_asyncio
@@ -30,7 +29,7 @@ import socketio
 import websockets
 
 from producers import EventPublisher, PublishedEvent
-from tests.helpers import wait_for
+from tests.helpers import delete_prefix, wait_for
 from tests.integration.abuse_clients import (
     OPCODE_BINARY,
     OPCODE_CONTINUATION,
@@ -168,21 +167,6 @@ def check_memory(figures: MemoryFigures, bound: int = MEMORY_BOUND) -> None:
     )
 
 
-async def delete_topology(amqp_url: str, prefix: str) -> None:
-    """Delete the broker objects of `prefix` (as the `prefix` fixture does per test)."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        for queue in ("log", "dead-letters", "epoch", "checkpoint"):
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(f"{prefix}.{queue}")
-            if not channel.is_closed:
-                await channel.close()
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(f"{prefix}.events")
-
-
 @pytest.fixture(scope="module")
 def module_prefix() -> str:
     """The topology prefix of this module's bridge."""
@@ -209,7 +193,7 @@ async def abused(
                 print(f"    {figures.describe()}")
             await bridge.assert_alive()
     finally:
-        await delete_topology(amqp_url, module_prefix)
+        await delete_prefix(amqp_url, module_prefix)
 
 
 async def warm_up(bridge: AbusedBridge, amqp_url: str, prefix: str) -> None:

@@ -39,7 +39,7 @@ from tests.performance.fanout_phases import (
     clients,
     eventbridge,
 )
-from tests.performance.processes import delete_broker_objects, rss_mb
+from tests.performance.processes import delete_topology, rss_mb
 
 PAIRS = {"ws": "bare", "eio": "socketio"}
 
@@ -99,10 +99,7 @@ async def server(name: str, options: argparse.Namespace) -> AsyncIterator[tuple[
 
                 yield child, port, one
         finally:
-            queues = [
-                f"{prefix}.{n}" for n in ("log", "snapshots", "dead-letters", "epoch", "checkpoint")
-            ]
-            await delete_broker_objects(options.amqp_url, queues, [f"{prefix}.events"])
+            await delete_topology(options.amqp_url, [prefix])
         return
     async with bare_server(name) as (child, port), httpx.AsyncClient(timeout=60) as http:
 

@@ -43,7 +43,7 @@ from tests.performance.fanout_phases import (
     eventbridge,
     measure,
 )
-from tests.performance.processes import delete_broker_objects
+from tests.performance.processes import delete_topology
 
 Rates = Callable[[float], list[tuple[float, str]]]
 """From a server's burst rate (events per second per client), its paced rates and their labels."""
@@ -95,10 +95,7 @@ async def run_server(
                     phase = f"paced {label}"
                     results.append(await measure(name, phase, events=total, trigger=pace, **common))
     finally:
-        queues = [
-            f"{prefix}.{n}" for n in ("log", "snapshots", "dead-letters", "epoch", "checkpoint")
-        ]
-        await delete_broker_objects(options.amqp_url, queues, [f"{prefix}.events"])
+        await delete_topology(options.amqp_url, [prefix])
     return results
 
 

@@ -41,7 +41,7 @@ from tests.performance.context import (
 )
 from tests.performance.metrics_cost import comparison, print_comparison, run_metrics_comparison
 from tests.performance.phases import run_bridge_phases
-from tests.performance.processes import CpuMeter, broker_version, delete_broker_objects
+from tests.performance.processes import CpuMeter, broker_version, delete_topology
 from tests.performance.receivers import percentile
 from tests.performance.report import report
 
@@ -151,12 +151,8 @@ async def run(options: Options) -> int:
     except Exception as exc:  # noqa: BLE001 - any failure is reported with partial results
         error = f"{type(exc).__name__}: {exc}"
     finally:
-        names = [f"{bench.prefix}.{suffix}" for suffix in ("log", "dead-letters", "epoch")]
-        queues = [*names, f"{bench.prefix}.checkpoint", bench.baseline_queue]
         try:
-            failed = await delete_broker_objects(
-                options.amqp_url, queues, [f"{bench.prefix}.events"]
-            )
+            failed = await delete_topology(options.amqp_url, [bench.prefix], [bench.baseline_queue])
         except (OSError, TimeoutError) as exc:
             failed = [f"everything ({exc})"]
         if failed:

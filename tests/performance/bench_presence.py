@@ -35,7 +35,7 @@ import websockets
 from tests.performance.processes import (
     ChildProcess,
     cpu_seconds,
-    delete_broker_objects,
+    delete_topology,
     find_broker_pid,
     free_port,
     http_status,
@@ -207,11 +207,7 @@ async def run(amqp_url: str, members: int, presence: bool) -> dict[str, Any]:
                 "broker_cpu_leave_s": broker_leave,
             }
     finally:
-        await delete_broker_objects(
-            amqp_url,
-            [f"{prefix}.{suffix}" for suffix in ("log", "dead-letters", "epoch", "checkpoint")],
-            [f"{prefix}.events"],
-        )
+        await delete_topology(amqp_url, [prefix])
 
 
 def show(rows: list[dict[str, Any]]) -> None:

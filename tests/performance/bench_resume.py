@@ -49,7 +49,7 @@ from tests.performance.context import (
 )
 from tests.performance.processes import (
     broker_version,
-    delete_broker_objects,
+    delete_topology,
     find_broker_pid,
     rss_mb,
 )
@@ -74,7 +74,6 @@ BRIDGE_DEFAULT_CATCHUP_LIMIT = 10_000
 BRIDGE_DEFAULT_RECORD_LIMIT = 50_000
 STREAM_HISTORY = 100
 """History budget of the bridge whose resumes must be read from the log."""
-OBJECT_SUFFIXES = ("log", "dead-letters", "epoch", "checkpoint")
 
 
 @dataclass(frozen=True)
@@ -589,10 +588,8 @@ def report(bench: ResumeBench, error: str | None, seconds: float) -> int:
 
 async def cleanup(bench: ResumeBench) -> list[str]:
     """Delete every broker object of both prefixes; return the names that could not be."""
-    queues = [f"{p}.{s}" for p in (bench.prefix, bench.restart_prefix) for s in OBJECT_SUFFIXES]
-    exchanges = [f"{p}.events" for p in (bench.prefix, bench.restart_prefix)]
     try:
-        return await delete_broker_objects(bench.options.amqp_url, queues, exchanges)
+        return await delete_topology(bench.options.amqp_url, [bench.prefix, bench.restart_prefix])
     except (OSError, TimeoutError) as exc:
         return [f"everything ({exc})"]
 

@@ -49,7 +49,7 @@ from tests.performance.context import (
 )
 from tests.performance.processes import (
     broker_version,
-    delete_broker_objects,
+    delete_topology,
     find_broker_pid,
     rss_mb,
 )
@@ -64,7 +64,6 @@ MEMORY_TARGET_MIB = 50.0
 """The bridge's RSS may grow by less than this during a stuck phase."""
 SATURATED_CORES = 1.8
 """Busy cores (of the machine's) at or above which a phase is flagged as CPU-saturated."""
-OBJECT_SUFFIXES = ("log", "dead-letters", "epoch", "checkpoint")
 BRIDGE_SETTINGS = {
     "EVENTBRIDGE_LOG_LEVEL": "warning",
     # The bridge requires tokens by default (auth=jwt); this benchmark's clients are anonymous,
@@ -147,11 +146,8 @@ async def measure(run: SlowRun) -> None:
 
 async def cleanup(run: SlowRun) -> list[str]:
     """Delete the prefix's broker objects; return the names that could not be."""
-    queues = [f"{run.prefix}.{suffix}" for suffix in OBJECT_SUFFIXES]
     try:
-        return await delete_broker_objects(
-            run.options.load.amqp_url, queues, [f"{run.prefix}.events"]
-        )
+        return await delete_topology(run.options.load.amqp_url, [run.prefix])
     except (OSError, TimeoutError) as exc:
         return [f"everything ({exc})"]
 

@@ -44,7 +44,7 @@ from tests.performance.context import ARTIFACTS
 from tests.performance.fanout_phases import Clients, percentile
 from tests.performance.processes import (
     ChildProcess,
-    delete_broker_objects,
+    delete_topology,
     free_port,
     rss_mb,
     wait_for_port,
@@ -220,10 +220,7 @@ async def run(options: argparse.Namespace) -> int:
                 for child in group.processes:
                     await asyncio.wait_for(child.wait(), 30)
     finally:
-        suffixes = ("log", "snapshots", "dead-letters", "epoch", "checkpoint")
-        await delete_broker_objects(
-            cluster.urls[0], [f"{prefix}.{suffix}" for suffix in suffixes], [f"{prefix}.events"]
-        )
+        await delete_topology(cluster.urls[0], [prefix])
         if started_cluster:
             await cluster.stop()
     return report(options, ledger, minutes, final)

@@ -17,6 +17,9 @@ from typing import IO, Any
 
 import aio_pika
 
+from bridge.broker.topology import Names
+from bridge.ops.teardown import queue_names
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 
@@ -390,3 +393,13 @@ async def delete_broker_objects(
             except (aio_pika.exceptions.AMQPError, OSError, TimeoutError):
                 failed.append(name)
     return failed
+
+
+async def delete_topology(
+    amqp_url: str, prefixes: Sequence[str], extra_queues: Sequence[str] = ()
+) -> list[str]:
+    """Delete every broker object the bridge declares under these prefixes (the list
+    `eventbridge topology delete` uses) and `extra_queues`; return the names that failed."""
+    queues = [name for prefix in prefixes for name in queue_names(Names(prefix))]
+    exchanges = [Names(prefix).exchange for prefix in prefixes]
+    return await delete_broker_objects(amqp_url, [*queues, *extra_queues], exchanges)
