@@ -200,3 +200,20 @@ def lost_and_doubled(follower: Follower, confirmed: list[str]) -> tuple[int, int
     lost = sum(1 for event_id in confirmed if event_id not in seen)
     doubled = sum(1 for count in seen.values() if count > 1)
     return lost, doubled
+
+
+async def follow(followers: list[Follower]) -> list[Follower]:
+    """Start the followers and wait until each has joined its room."""
+    for follower in followers:
+        follower.start()
+    await asyncio.gather(*(follower.joined(60) for follower in followers))
+    return followers
+
+
+async def settle(followers: list[Follower], confirmed: list[str], timeout: float = 60) -> None:
+    """Wait until every follower has every confirmed event (or `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(lost_and_doubled(follower, confirmed)[0] == 0 for follower in followers):
+            return
+        await asyncio.sleep(0.2)

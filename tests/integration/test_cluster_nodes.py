@@ -18,7 +18,13 @@ from producers import EventPublisher, PublishTimeoutError
 from tests.cluster import PrivateCluster
 from tests.helpers import wait_for
 from tests.integration.conftest import free_port, serve_process, wait_ready
-from tests.integration.followers import CountingPublisher, Follower, lost_and_doubled
+from tests.integration.followers import (
+    CountingPublisher,
+    Follower,
+    follow,
+    lost_and_doubled,
+    settle,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -42,15 +48,6 @@ async def node_in_use(bridge: str, cluster: PrivateCluster) -> int:
     return ports.index(str(node).rsplit(":", 1)[1]) + 1
 
 
-async def settle(followers: list[Follower], confirmed: list[str]) -> None:
-    """Wait until every follower has every confirmed event (or 60 s)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if all(lost_and_doubled(follower, confirmed)[0] == 0 for follower in followers):
-            return
-        await asyncio.sleep(0.2)
-
-
 async def test_each_node_stopped_in_turn_loses_nothing_and_keeps_every_client(
     private_cluster: PrivateCluster, prefix: str
 ) -> None:
@@ -62,9 +59,7 @@ async def test_each_node_stopped_in_turn_loses_nothing_and_keeps_every_client(
         followers = [
             Follower([bridge], "p1", transport) for transport in ("websocket", "socketio") * 2
         ]
-        for follower in followers:
-            follower.start()
-        await asyncio.gather(*(follower.joined() for follower in followers))
+        await follow(followers)
         publisher = CountingPublisher(",".join(cluster.urls), prefix, "p1", rate=40)
         publisher.start()
         started = time.monotonic()
@@ -114,9 +109,7 @@ async def test_the_whole_cluster_stopped_and_started_again_loses_nothing(
     cluster = private_cluster
     async with bridge_on(cluster, prefix) as bridge, httpx.AsyncClient() as http:
         followers = [Follower([bridge], "p1", t) for t in ("websocket", "socketio")]
-        for follower in followers:
-            follower.start()
-        await asyncio.gather(*(follower.joined() for follower in followers))
+        await follow(followers)
         before = CountingPublisher(",".join(cluster.urls), prefix, "p1", rate=50)
         before.start()
         await asyncio.sleep(2)

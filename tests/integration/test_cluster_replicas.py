@@ -19,7 +19,13 @@ from schemas.envelope import Envelope
 from tests.cluster import PrivateCluster
 from tests.helpers import make_envelope
 from tests.integration.conftest import free_port, serve_process, wait_ready
-from tests.integration.followers import CountingPublisher, Follower, lost_and_doubled
+from tests.integration.followers import (
+    CountingPublisher,
+    Follower,
+    follow,
+    lost_and_doubled,
+    settle,
+)
 from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.cluster
@@ -37,13 +43,12 @@ async def replica(
         yield process
 
 
-async def settle(followers: list[Follower], confirmed: list[str], timeout: float = 60) -> None:
-    """Wait until every follower has every confirmed event (or `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(lost_and_doubled(follower, confirmed)[0] == 0 for follower in followers):
-            return
-        await asyncio.sleep(0.2)
+async def finish(followers: list[Follower], publisher: CountingPublisher) -> None:
+    """Stop publishing, wait until every follower has every confirmed event, stop them."""
+    await publisher.stop()
+    await settle(followers, publisher.confirmed)
+    for follower in followers:
+        await follower.stop()
 
 
 def report(name: str, followers: list[Follower], confirmed: list[str]) -> tuple[int, int]:
@@ -75,18 +80,13 @@ async def test_clients_of_a_killed_replica_resume_on_the_other_without_a_gap(
             for number in range(100)
             for transport in ("websocket", "socketio")
         ]
-        for follower in followers:
-            follower.start()
-        await asyncio.gather(*(follower.joined(60) for follower in followers))
+        await follow(followers)
         publisher = CountingPublisher(urls, prefix, "p1", rate=30)
         publisher.start()
         await asyncio.sleep(2)
         first.send_signal(signal.SIGKILL)
         await asyncio.sleep(4)
-        await publisher.stop()
-        await settle(followers, publisher.confirmed)
-        for follower in followers:
-            await follower.stop()
+        await finish(followers, publisher)
     lost, doubled = report("replica killed", followers, publisher.confirmed)
     assert (lost, doubled) == (0, 0)
     assert sum(1 for follower in followers if follower.connections > 1) >= 90
@@ -107,9 +107,7 @@ async def test_a_rolling_restart_of_both_replicas_loses_nothing(
             for number in range(10)
             for transport in ("websocket", "socketio")
         ]
-        for follower in followers:
-            follower.start()
-        await asyncio.gather(*(follower.joined(60) for follower in followers))
+        await follow(followers)
         publisher = CountingPublisher(urls, prefix, "p1", rate=30)
         publisher.start()
         for index, port in enumerate(ports):
@@ -118,10 +116,7 @@ async def test_a_rolling_restart_of_both_replicas_loses_nothing(
             await processes[index].wait()
             processes[index] = await stack.enter_async_context(replica(urls, prefix, port))
         await asyncio.sleep(2)
-        await publisher.stop()
-        await settle(followers, publisher.confirmed)
-        for follower in followers:
-            await follower.stop()
+        await finish(followers, publisher)
     lost, doubled = report("rolling restart", followers, publisher.confirmed)
     assert (lost, doubled) == (0, 0)
 
@@ -140,9 +135,7 @@ async def test_a_link_cut_for_30_seconds_recovers_and_loses_nothing(
         async with replica(through, prefix, port), httpx.AsyncClient() as http:
             bridge = f"http://127.0.0.1:{port}"
             followers = [Follower([bridge], "p1", t) for t in ("websocket", "socketio")]
-            for follower in followers:
-                follower.start()
-            await asyncio.gather(*(follower.joined() for follower in followers))
+            await follow(followers)
             publisher = CountingPublisher(",".join(private_cluster.urls), prefix, "p1", rate=30)
             publisher.start()
             await asyncio.sleep(1)
@@ -156,10 +149,7 @@ async def test_a_link_cut_for_30_seconds_recovers_and_loses_nothing(
             await proxy.restore()
             await wait_ready(port, timeout=60)
             await asyncio.sleep(1)
-            await publisher.stop()
-            await settle(followers, publisher.confirmed)
-            for follower in followers:
-                await follower.stop()
+            await finish(followers, publisher)
     print(f"\n  /ready said 503 {seen_503:.1f} s after the cut" if seen_503 else "\n  no 503 seen")
     lost, doubled = report("link cut 30 s", followers, publisher.confirmed)
     assert seen_503 is not None
@@ -186,9 +176,7 @@ async def test_a_half_open_link_is_noticed_within_the_heartbeat_timeout(
         async with replica(through, prefix, port):
             bridge = f"http://127.0.0.1:{port}"
             followers = [Follower([bridge], "p1", t) for t in ("websocket", "socketio")]
-            for follower in followers:
-                follower.start()
-            await asyncio.gather(*(follower.joined() for follower in followers))
+            await follow(followers)
             publisher = CountingPublisher(",".join(private_cluster.urls), prefix, "p1", rate=30)
             publisher.start()
             await asyncio.sleep(1)
@@ -210,10 +198,7 @@ async def test_a_half_open_link_is_noticed_within_the_heartbeat_timeout(
                     break
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1)
-            await publisher.stop()
-            await settle(followers, publisher.confirmed)
-            for follower in followers:
-                await follower.stop()
+            await finish(followers, publisher)
             await stalled.restore(drop=True)
     print(f"\n  half-open link noticed and left after {noticed} s")
     lost, doubled = report("half-open link", followers, publisher.confirmed)
