@@ -37,8 +37,9 @@ from schemas.routing import ACTIVITY_FEED, is_valid_project_id
 ALL_PROJECTS = "*"
 MAX_TOKEN_CHARS = 8192
 MAX_NAME_CHARS = 128
-SOCKETIO_AUTH_SHAPE = 'send auth as {"token": "<JWT>"}'
 """The longest display name (the `name` claim) presence shows; longer ones are cut."""
+SOCKETIO_AUTH_SHAPE = 'send auth as {"token": "<JWT>"}'
+"""What a Socket.IO client that sent `auth` in another shape is told."""
 
 _HMAC_KEY_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 _EC_CURVES = {"ES256": "secp256r1", "ES384": "secp384r1", "ES512": "secp521r1"}
