@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -37,17 +36,38 @@ def make_envelope(event_type: str, project_id: str | None, data: dict[str, Any])
     )
 
 
-async def delete_prefix(amqp_url: str, prefix: str) -> None:
-    """Delete every broker object the bridge declares under `prefix` (the list `eventbridge
-    topology delete` uses); what does not exist is skipped."""
-    connection = await aio_pika.connect(amqp_url)
+async def delete_broker_objects(
+    amqp_url: str, queues: Sequence[str], exchanges: Sequence[str]
+) -> list[str]:
+    """Delete queues and exchanges (bounded by timeouts); return the names that failed.
+
+    Each deletion gets its own channel, since a failed one closes its channel.
+    """
+    failed: list[str] = []
+    connection = await aio_pika.connect(
+        amqp_url, timeout=10, client_properties={"connection_name": "eventbridge-tests-cleanup"}
+    )
     async with connection:
-        for queue in queue_names(Names(prefix)):
-            channel = await connection.channel()
-            with contextlib.suppress(aio_pika.exceptions.AMQPError):
-                await channel.queue_delete(queue)
-            if not channel.is_closed:
-                await channel.close()
-        channel = await connection.channel()
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            await channel.exchange_delete(Names(prefix).exchange)
+        for name, is_queue in [(q, True) for q in queues] + [(e, False) for e in exchanges]:
+            try:
+                async with asyncio.timeout(10):
+                    channel = await connection.channel()
+                    if is_queue:
+                        await channel.queue_delete(name)
+                    else:
+                        await channel.exchange_delete(name)
+                    await channel.close()
+            except (aio_pika.exceptions.AMQPError, OSError, TimeoutError):
+                failed.append(name)
+    return failed
+
+
+async def delete_prefix(
+    amqp_url: str, *prefixes: str, extra_queues: Sequence[str] = ()
+) -> list[str]:
+    """Delete every broker object the bridge declares under these prefixes (the list
+    `eventbridge topology delete` uses) and `extra_queues`; return the names that failed.
+    What does not exist counts as deleted."""
+    queues = [name for prefix in prefixes for name in queue_names(Names(prefix))]
+    exchanges = [Names(prefix).exchange for prefix in prefixes]
+    return await delete_broker_objects(amqp_url, [*queues, *extra_queues], exchanges)

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from tests.helpers import delete_prefix
 from tests.performance.fanout_phases import (
     ARTIFACTS,
     Clients,
@@ -39,7 +40,7 @@ from tests.performance.fanout_phases import (
     clients,
     eventbridge,
 )
-from tests.performance.processes import delete_topology, rss_mb
+from tests.performance.processes import rss_mb
 
 PAIRS = {"ws": "bare", "eio": "socketio"}
 
@@ -99,7 +100,7 @@ async def server(name: str, options: argparse.Namespace) -> AsyncIterator[tuple[
 
                 yield child, port, one
         finally:
-            await delete_topology(options.amqp_url, [prefix])
+            await delete_prefix(options.amqp_url, prefix)
         return
     async with bare_server(name) as (child, port), httpx.AsyncClient(timeout=60) as http:
 

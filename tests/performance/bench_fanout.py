@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers import delete_prefix
 from tests.performance.fanout_phases import (
     ARTIFACTS,
     Publisher,
@@ -43,7 +44,6 @@ from tests.performance.fanout_phases import (
     eventbridge,
     measure,
 )
-from tests.performance.processes import delete_topology
 
 Rates = Callable[[float], list[tuple[float, str]]]
 """From a server's burst rate (events per second per client), its paced rates and their labels."""
@@ -95,7 +95,7 @@ async def run_server(
                     phase = f"paced {label}"
                     results.append(await measure(name, phase, events=total, trigger=pace, **common))
     finally:
-        await delete_topology(options.amqp_url, [prefix])
+        await delete_prefix(options.amqp_url, prefix)
     return results
 
 

@@ -29,6 +29,7 @@ import sys
 import uvloop
 
 from schemas import utc_now
+from tests.helpers import delete_prefix
 from tests.performance.baselines import SocketIOBaseline, aio_pika_consume
 from tests.performance.context import (
     ARTIFACTS,
@@ -41,7 +42,7 @@ from tests.performance.context import (
 )
 from tests.performance.metrics_cost import comparison, print_comparison, run_metrics_comparison
 from tests.performance.phases import run_bridge_phases
-from tests.performance.processes import CpuMeter, broker_version, delete_topology
+from tests.performance.processes import CpuMeter, broker_version
 from tests.performance.receivers import percentile
 from tests.performance.report import report
 
@@ -152,7 +153,9 @@ async def run(options: Options) -> int:
         error = f"{type(exc).__name__}: {exc}"
     finally:
         try:
-            failed = await delete_topology(options.amqp_url, [bench.prefix], [bench.baseline_queue])
+            failed = await delete_prefix(
+                options.amqp_url, bench.prefix, extra_queues=[bench.baseline_queue]
+            )
         except (OSError, TimeoutError) as exc:
             failed = [f"everything ({exc})"]
         if failed:

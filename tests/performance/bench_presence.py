@@ -32,10 +32,10 @@ from typing import Any
 
 import websockets
 
+from tests.helpers import delete_prefix
 from tests.performance.processes import (
     ChildProcess,
     cpu_seconds,
-    delete_topology,
     find_broker_pid,
     free_port,
     http_status,
@@ -207,7 +207,7 @@ async def run(amqp_url: str, members: int, presence: bool) -> dict[str, Any]:
                 "broker_cpu_leave_s": broker_leave,
             }
     finally:
-        await delete_topology(amqp_url, [prefix])
+        await delete_prefix(amqp_url, prefix)
 
 
 def show(rows: list[dict[str, Any]]) -> None:

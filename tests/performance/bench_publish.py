@@ -37,7 +37,8 @@ import aio_pika
 
 from producers import EventPublisher
 from schemas import Envelope, new_event_id, utc_now
-from tests.performance.processes import CpuMeter, delete_broker_objects, find_broker_pid
+from tests.helpers import delete_broker_objects
+from tests.performance.processes import CpuMeter, find_broker_pid
 
 ARTIFACTS = Path("test-artifacts")
 WINDOW = 256

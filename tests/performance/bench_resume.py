@@ -40,6 +40,7 @@ from typing import Any, get_args
 import uvloop
 
 from schemas import utc_now
+from tests.helpers import delete_prefix
 from tests.performance.context import (
     ARTIFACTS,
     DEFAULT_AMQP_URL,
@@ -49,7 +50,6 @@ from tests.performance.context import (
 )
 from tests.performance.processes import (
     broker_version,
-    delete_topology,
     find_broker_pid,
     rss_mb,
 )
@@ -589,7 +589,7 @@ def report(bench: ResumeBench, error: str | None, seconds: float) -> int:
 async def cleanup(bench: ResumeBench) -> list[str]:
     """Delete every broker object of both prefixes; return the names that could not be."""
     try:
-        return await delete_topology(bench.options.amqp_url, [bench.prefix, bench.restart_prefix])
+        return await delete_prefix(bench.options.amqp_url, bench.prefix, bench.restart_prefix)
     except (OSError, TimeoutError) as exc:
         return [f"everything ({exc})"]
 

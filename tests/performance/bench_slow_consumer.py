@@ -41,6 +41,7 @@ import uvloop
 
 from producers import EventPublisher
 from schemas import utc_now
+from tests.helpers import delete_prefix
 from tests.performance.context import (
     ARTIFACTS,
     DISTURBED_CORES,
@@ -49,7 +50,6 @@ from tests.performance.context import (
 )
 from tests.performance.processes import (
     broker_version,
-    delete_topology,
     find_broker_pid,
     rss_mb,
 )
@@ -147,7 +147,7 @@ async def measure(run: SlowRun) -> None:
 async def cleanup(run: SlowRun) -> list[str]:
     """Delete the prefix's broker objects; return the names that could not be."""
     try:
-        return await delete_topology(run.options.load.amqp_url, [run.prefix])
+        return await delete_prefix(run.options.load.amqp_url, run.prefix)
     except (OSError, TimeoutError) as exc:
         return [f"everything ({exc})"]
 

@@ -40,11 +40,11 @@ from typing import Any
 import httpx
 
 from tests.cluster import PrivateCluster
+from tests.helpers import delete_prefix
 from tests.performance.context import ARTIFACTS
 from tests.performance.fanout_phases import Clients, percentile
 from tests.performance.processes import (
     ChildProcess,
-    delete_topology,
     free_port,
     rss_mb,
     wait_for_port,
@@ -220,7 +220,7 @@ async def run(options: argparse.Namespace) -> int:
                 for child in group.processes:
                     await asyncio.wait_for(child.wait(), 30)
     finally:
-        await delete_topology(cluster.urls[0], [prefix])
+        await delete_prefix(cluster.urls[0], prefix)
         if started_cluster:
             await cluster.stop()
     return report(options, ledger, minutes, final)

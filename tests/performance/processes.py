@@ -17,9 +17,6 @@ from typing import IO, Any
 
 import aio_pika
 
-from bridge.broker.topology import Names
-from bridge.ops.teardown import queue_names
-
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
 
@@ -367,39 +364,3 @@ async def broker_version(amqp_url: str) -> str | None:
             return None
         properties = transport.connection.server_properties
         return f"{properties.get('product', '?')!s} {properties.get('version', '?')!s}"
-
-
-async def delete_broker_objects(
-    amqp_url: str, queues: Sequence[str], exchanges: Sequence[str]
-) -> list[str]:
-    """Delete queues and exchanges (bounded by timeouts); return the names that failed.
-
-    Each deletion gets its own channel, since a failed one closes its channel.
-    """
-    failed: list[str] = []
-    connection = await aio_pika.connect(
-        amqp_url, timeout=10, client_properties={"connection_name": "bench-live-cleanup"}
-    )
-    async with connection:
-        for name, is_queue in [(q, True) for q in queues] + [(e, False) for e in exchanges]:
-            try:
-                async with asyncio.timeout(10):
-                    channel = await connection.channel()
-                    if is_queue:
-                        await channel.queue_delete(name)
-                    else:
-                        await channel.exchange_delete(name)
-                    await channel.close()
-            except (aio_pika.exceptions.AMQPError, OSError, TimeoutError):
-                failed.append(name)
-    return failed
-
-
-async def delete_topology(
-    amqp_url: str, prefixes: Sequence[str], extra_queues: Sequence[str] = ()
-) -> list[str]:
-    """Delete every broker object the bridge declares under these prefixes (the list
-    `eventbridge topology delete` uses) and `extra_queues`; return the names that failed."""
-    queues = [name for prefix in prefixes for name in queue_names(Names(prefix))]
-    exchanges = [Names(prefix).exchange for prefix in prefixes]
-    return await delete_broker_objects(amqp_url, [*queues, *extra_queues], exchanges)
