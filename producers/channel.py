@@ -3,7 +3,7 @@
 `ConfirmingChannel` is what `EventPublisher` publishes through: it connects to the first node
 that answers (retrying every node `attempts` times, with backoff; a refused login is never
 retried), opens a channel with publisher confirms and returns, and declares the exchange. When
-the connection (or just the channel) is lost, `exchange()` opens a new one — on the next node —
+the connection (or just the channel) is lost, `publisher()` opens a new one — on the next node —
 before anything more is sent, so reopening is always safe to retry.
 """
 
@@ -14,7 +14,8 @@ import logging
 
 import aio_pika
 from aio_pika import exceptions as amqp
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.abc import AbstractChannel as AmqpChannel
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -69,7 +70,7 @@ class ConfirmingChannel:
         self._heartbeat = heartbeat
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
-        self._exchange: AbstractExchange | None = None
+        self._underlay: AmqpChannel | None = None
         self._reopening = asyncio.Lock()
         self.connect_attempts = 0
         """Connection attempts (rounds over the nodes) of the last connect."""
@@ -105,9 +106,10 @@ class ConfirmingChannel:
         async with asyncio.timeout(self._timeout):
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             self._channel = channel
-            self._exchange = await channel.declare_exchange(
+            await channel.declare_exchange(
                 self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
             )
+            self._underlay = await channel.get_underlay_channel()
 
     def _entry_error(self, exc: BaseException) -> PublishError | None:
         """Translate a failure to open into an error that says what to do."""
@@ -156,21 +158,24 @@ class ConfirmingChannel:
                 )
         raise AssertionError("unreachable: tenacity returns or re-raises")  # pragma: no cover
 
-    async def exchange(self) -> AbstractExchange:
-        """The exchange, on a channel that is open: after a lost connection (or channel),
-        connect again (to the next node) first.
+    async def publisher(self) -> AmqpChannel:
+        """aiormq's channel under the open channel, to `basic_publish` on: after a lost
+        connection (or channel), connect again (to the next node) first.
+
+        Publishing on aiormq's channel, the one aio-pika's `Exchange.publish` calls, skips
+        building an `aio_pika.Message` per event (`producers.encoding`).
 
         Raises:
             BrokerUnavailableError: no node could be reached (or the channel not reopened).
         """
-        exchange, channel = self._exchange, self._channel
-        if exchange is not None and channel is not None and not channel.is_closed:
-            return exchange
+        underlay, channel = self._underlay, self._channel
+        if underlay is not None and channel is not None and not channel.is_closed:
+            return underlay
         async with self._reopening:
-            if self._channel is None or self._channel.is_closed or self._exchange is None:
+            if self._channel is None or self._channel.is_closed or self._underlay is None:
                 await self._reattach()
-        assert self._exchange is not None
-        return self._exchange
+        assert self._underlay is not None
+        return self._underlay
 
     async def _reattach(self) -> None:
         """Open a new channel, on a new connection to the next node if the old one is lost."""
@@ -194,7 +199,7 @@ class ConfirmingChannel:
     async def close(self) -> None:
         """Close the channel, and the connection if this channel opened it."""
         channel, connection = self._channel, self._connection
-        self._exchange = self._channel = self._connection = None
+        self._underlay = self._channel = self._connection = None
         try:
             if channel is not None and not channel.is_closed:
                 await channel.close()

@@ -22,14 +22,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-import aio_pika
 from aio_pika import exceptions as amqp
 from aio_pika.abc import AbstractConnection
 from pydantic import BaseModel
 
 from producers.channel import ConfirmingChannel
 from producers.connection import Nodes
-from producers.encoding import HeaderValue, build_envelope, encode
+from producers.deadlines import Deadlines
+from producers.encoding import HeaderValue, Outgoing, build_envelope, encode
 from producers.errors import (
     BatchPublishError,
     BrokerUnavailableError,
@@ -62,7 +62,8 @@ class EventPublisher(TypedHelpers):
         prefix: The topology prefix; events go to the exchange `<prefix>.events`.
         source: The producer's name, written into every envelope it builds.
         publish_timeout: Seconds to wait for the broker to confirm one publish (and for a node
-            to answer a connection).
+            to answer a connection); a publish raises `PublishTimeoutError` within a quarter of
+            a second (at most a quarter of the timeout) after it is up.
         retry_attempts: How many rounds over the nodes to try when connecting (at start, and
             again after a connection is lost).
         connection_name: The AMQP connection name operators see in the management UI.
@@ -96,6 +97,7 @@ class EventPublisher(TypedHelpers):
         self._prefix = prefix
         self._source = source
         self._timeout = publish_timeout
+        self._deadlines = Deadlines(publish_timeout)
         self._max_body = max_body_bytes
         self._channel = ConfirmingChannel(
             Nodes(amqp_url),
@@ -189,7 +191,7 @@ class EventPublisher(TypedHelpers):
         Raises:
             The same errors as `publish`.
         """
-        return await self._send(*encode(envelope, headers, max_body_bytes=self._max_body))
+        return await self._send(encode(envelope, headers, max_body_bytes=self._max_body))
 
     async def publish_batch(
         self, events: Iterable[Envelope], *, window: int = 256
@@ -216,18 +218,18 @@ class EventPublisher(TypedHelpers):
         slots = asyncio.Semaphore(window)
         in_flight: set[asyncio.Task[None]] = set()
 
-        async def send(index: int, event: PublishedEvent, message: aio_pika.Message) -> None:
+        async def send(index: int, outgoing: Outgoing) -> None:
             try:
-                confirmed[index] = await self._send(event, message)
+                confirmed[index] = await self._send(outgoing)
             except PublishError as exc:
-                failed[event.id] = exc
+                failed[outgoing.event.id] = exc
             finally:
                 slots.release()
 
         try:
-            for index, (event, message) in enumerate(prepared):
+            for index, outgoing in enumerate(prepared):
                 await slots.acquire()
-                task = asyncio.create_task(send(index, event, message))
+                task = asyncio.create_task(send(index, outgoing))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             if in_flight:
@@ -255,14 +257,21 @@ class EventPublisher(TypedHelpers):
                 "EventPublisher is not open: publish inside `async with EventPublisher(...)`"
             )
 
-    async def _send(self, event: PublishedEvent, message: aio_pika.Message) -> PublishedEvent:
+    async def _send(self, outgoing: Outgoing) -> PublishedEvent:
         self._require_open()
-        exchange = await self._channel.exchange()
+        event = outgoing.event
+        channel = await self._channel.publisher()
         try:
-            # asyncio.timeout rather than aio-pika's `timeout=` (asyncio.wait_for): no extra
-            # task per publish.
-            async with asyncio.timeout(self._timeout):
-                await exchange.publish(message, event.routing_key, mandatory=True)
+            # The whole publish, the wait for the confirm included, is bounded in this task by
+            # one timer for every publish in flight (`producers.deadlines`).
+            with self._deadlines:
+                await channel.basic_publish(
+                    outgoing.body,
+                    exchange=self._channel.exchange_name,
+                    routing_key=event.routing_key,
+                    properties=outgoing.properties,
+                    mandatory=True,
+                )
         except amqp.PublishError as exc:
             raise UnroutableError(
                 f"no queue is bound to {self.exchange_name!r} for routing key "

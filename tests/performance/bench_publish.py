@@ -15,7 +15,7 @@ Rounds alternate raw and SDK so a busier moment of the machine hurts both; the t
 round's events per second and the publisher's CPU per event (this process; the broker's CPU is
 beside it), and the ratios are of the medians.
 
-    python -m tests.performance.bench_publish                 # 5 rounds of 20,000 / 3,000
+    python -m tests.performance.bench_publish                 # 5 rounds of 20,000 / 10,000
     python -m tests.performance.bench_publish --quick
 """
 
@@ -246,7 +246,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=20_000, help="events per batch round")
-    parser.add_argument("--each", type=int, default=3_000, help="events per one-by-one round")
+    parser.add_argument("--each", type=int, default=10_000, help="events per one-by-one round")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 5,000 / 1,000")
     parser.add_argument(
         "--amqp-url",

@@ -130,8 +130,7 @@ class Events:
 
     def body_bytes(self) -> int:
         """The size of one published body, as the SDK encodes it (they differ by a few bytes)."""
-        _, message = encode(self.envelope(0), None, max_body_bytes=None)
-        return len(message.body)
+        return len(encode(self.envelope(0), None, max_body_bytes=None).body)
 
 
 async def publish_paced(

@@ -25,7 +25,7 @@ def progress_body(**extra: object) -> bytes:
     envelope = build_envelope(
         "progress_update", {"agent_id": "a", "progress": 0.5}, project_id="p1", source="t"
     )
-    body = json.loads(encode(envelope, None, max_body_bytes=None)[1].body)
+    body = json.loads(encode(envelope, None, max_body_bytes=None).body)
     body.update(extra)
     return json.dumps(body).encode()
 
