@@ -35,7 +35,7 @@ class Deadlines:
     def __enter__(self) -> None:
         task = asyncio.current_task()
         if task is None:
-            raise RuntimeError("Deadlines is entered inside a task")
+            raise RuntimeError("a publish deadline must be entered inside a task")
         loop = task.get_loop()
         self._running[task] = (loop.time() + self.seconds, task.cancelling())
         if self._timer is None:

@@ -10,7 +10,10 @@ cheap: parsing by hand, about as costly per delivery as eventbridge itself) and 
 - paced, for a few seconds, at 25 % and 50 % of the bare server's burst rate, for the bare
   server and for eventbridge (the same absolute rate, so the latencies compare), and for
   eventbridge also at 25 % and 50 % of its own burst rate (its CPU per delivery at that load
-  against its burst's): server CPU per delivery, publish-to-arrival latency p50/p99/max.
+  against its burst's): server CPU per delivery, publish-to-arrival latency p50/p99/max. During
+  eventbridge's paced phases a raw aio-pika consumer of a second stream bound like its log
+  (`brokerfloor`) records the same events' publish → consume p99: the broker's share, which
+  the bare servers, building events in-process, do not pay.
 
 Servers: eventbridge over its native WebSocket (`ws`) and Socket.IO (`eio`), a bare FastAPI
 broadcast loop (`bare`), python-socketio's room emit (`socketio`). eventbridge's garbage
@@ -35,6 +38,7 @@ from pathlib import Path
 import httpx
 
 from tests.helpers import delete_prefix
+from tests.performance.brokerfloor import BrokerFloor, floor_queue
 from tests.performance.fanout_phases import (
     ARTIFACTS,
     Publisher,
@@ -86,16 +90,24 @@ async def run_server(
                         name, "burst", events=events, trigger=burst, prepare=stored, **common
                     )
                 )
-                for rate, label in rates(results[0].deliveries_per_second / count):
+                # Opened after the burst, so it does not consume the burst's events meanwhile.
+                async with BrokerFloor(options.amqp_url, prefix) as floor:
+                    for rate, label in rates(results[0].deliveries_per_second / count):
 
-                    async def pace(rate: float = rate) -> None:
-                        await publisher.paced(rate, options.paced_seconds)
+                        async def pace(rate: float = rate) -> None:
+                            await publisher.paced(rate, options.paced_seconds)
 
-                    total = int(rate * options.paced_seconds)
-                    phase = f"paced {label}"
-                    results.append(await measure(name, phase, events=total, trigger=pace, **common))
+                        total = int(rate * options.paced_seconds)
+                        floor.record()
+                        result = await measure(
+                            name, f"paced {label}", events=total, trigger=pace, **common
+                        )
+                        result.broker_p50_ms, result.broker_p99_ms = floor.stop()
+                        if result.broker_p99_ms is not None:
+                            result.notes.append(f"broker p99 {result.broker_p99_ms:.1f} ms")
+                        results.append(result)
     finally:
-        await delete_prefix(options.amqp_url, prefix)
+        await delete_prefix(options.amqp_url, prefix, extra_queues=[floor_queue(prefix)])
     return results
 
 
@@ -185,6 +197,8 @@ def ratios(results: list[Result]) -> list[str]:
                 line += f", CPU/delivery {cpu:.2f}"
             if result.p99_ms and base.p99_ms:
                 line += f", p99 {result.p99_ms / base.p99_ms:.2f}"
+            if result.p99_ms and result.broker_p99_ms:
+                line += f" (p99 ÷ the broker's own: {result.p99_ms / result.broker_p99_ms:.2f})"
             lines.append(line)
         burst = next(
             (

@@ -54,6 +54,10 @@ class Result:
     max_ms: float | None = None
     complete: bool = True
     notes: list[str] = field(default_factory=list)
+    broker_p50_ms: float | None = None
+    broker_p99_ms: float | None = None
+    """eventbridge's paced phases: the same events' publish → consume latency at a raw
+    consumer of the broker (`brokerfloor`)."""
 
 
 class Clients:
