@@ -78,4 +78,3 @@ async def test_a_cancelled_event_waiter_leaves_the_others_waiting() -> None:
     assert not kept.done()
     event.set()
     assert await asyncio.wait_for(kept, 1) is True
-
