@@ -2,11 +2,11 @@
 
 One supervisor task owns the broker connection. Each *session* (one connection's lifetime):
 declares the topology, learns the log's epoch, appends a sync marker, then reads the log in
-order. The first session starts `warm_start_events` before the tail (a *warm start*: buffers and
-snapshot state are rebuilt before the bridge reports ready); later sessions continue after the
-newest offset handled. Records already handled are only checked for dead letters; newer ones are
-handed to the hub. When the connection drops, the session ends and the supervisor reconnects
-with backoff; clients stay connected meanwhile.
+order. The first session reads live from the tail, so the bridge is ready at once, and rebuilds
+buffers and snapshot state in the background (`bridge.broker.session`); later sessions continue
+after the newest offset handled. Records already handled are only checked for dead letters;
+newer ones are handed to the hub. When the connection drops, the session ends and the supervisor
+reconnects with backoff; clients stay connected meanwhile.
 """
 
 from __future__ import annotations

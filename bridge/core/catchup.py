@@ -84,6 +84,10 @@ class CatchUps:
             self._go_live(connection, subscription)
             self._count(_outcome(decided.resync, "live"), started)
             return
+        if isinstance(decided, resume.Snapshot):
+            # It waits for a starting bridge's state, which is not the client's doing: a busy
+            # room must not cut it off meanwhile.
+            subscription.spill = True
         task = asyncio.create_task(
             self._prepare(connection, room, subscription, decided, upto, started=started),
             name=f"catch-up-{connection.id}",
@@ -117,6 +121,10 @@ class CatchUps:
             return
         if reason is not None or not isinstance(decided, resume.FromLog):
             self._resync(connection, room, subscription, reason, upto)
+        if subscription.spill:
+            reason = await self._spilled(connection, room, subscription, upto) or reason
+            if not self._rooms.current(connection, room, subscription):
+                return
         self._go_live(connection, subscription)
         fresh = "log" if isinstance(decided, resume.FromLog) else "live"
         self._count(_outcome(reason, fresh), started)
@@ -161,6 +169,29 @@ class CatchUps:
                 extra={"room": room, "connection_id": connection.id},
             )
             return ResyncReason.UNAVAILABLE
+        return None
+
+    async def _spilled(
+        self, connection: ClientConnection, room: str, subscription: Subscription, after: int
+    ) -> ResyncReason | None:
+        """Send from the log the live events that overflowed the held ones (all of the room
+        after `after` up to `spilled_upto`), range by range while more spill meanwhile; then
+        stop spilling. If a range cannot be read, the client gets a resync notice (at the
+        range's end) instead, never a silent gap; return its reason."""
+        while (bound := subscription.spilled_upto) is not None:
+            # Every event still held is newer than `bound`: the spill cleared them all.
+            subscription.spilled_upto = None
+            reason = await self._from_log(connection, room, subscription, after, bound)
+            if not self._rooms.current(connection, room, subscription):
+                return None
+            if reason is not None:
+                subscription.spill = False
+                if subscription.spilled_upto is not None:  # spilled meanwhile: lost as well
+                    bound = subscription.spilled_upto
+                self._resync(connection, room, subscription, reason, bound)
+                return reason
+            after = bound
+        subscription.spill = False
         return None
 
     async def _stream(
@@ -215,6 +246,7 @@ class CatchUps:
         """End the catch-up: queue the live events held meanwhile, then deliver directly."""
         held, subscription.held = subscription.held, None
         subscription.held_bytes = 0
+        subscription.spill = False
         for event in held or ():
             connection.deliver(event)
 

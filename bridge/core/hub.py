@@ -200,7 +200,12 @@ class Hub:
         held.append(event)
         subscription.held_bytes += event.size
         if len(held) > connection.limit or subscription.held_bytes > connection.max_bytes:
-            connection.drop_as_slow()
+            if subscription.spill:  # the catch-up reads these from the log instead
+                subscription.spilled_upto = event.offset
+                held.clear()
+                subscription.held_bytes = 0
+            else:
+                connection.drop_as_slow()
 
     # -- connections and rooms -------------------------------------------------------------
 

@@ -47,12 +47,19 @@ class Subscription:
         held: while what precedes the live events is prepared, live events wait here; None
             once the room is live.
         held_bytes: the size of the held events' frames.
+        spill: whether held events that overflow the connection's limits are dropped from
+            memory and read from the log later, rather than cutting the client off as slow: set
+            while a join waits for a starting bridge's state, which is not the client's doing.
+        spilled_upto: the newest event dropped that way, not yet sent; everything of the room
+            after the catch-up's start up to it is read from the log.
     """
 
     covered_after: int
     joined: int
     held: list[Event] | None = None
     held_bytes: int = 0
+    spill: bool = False
+    spilled_upto: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,6 +89,83 @@ async def test_a_fresh_join_that_waits_too_long_gets_unavailable_then_live_event
     assert connection.offsets == [11]
 
 
+async def test_a_fresh_join_in_a_busy_room_is_not_cut_while_the_state_is_rebuilt() -> None:
+    """Live events that overflow a waiting join's limit are read from the log once the state
+    is adopted: the client stays connected and gets snapshot, every event once, in order."""
+    log = MemoryLog()
+    hub = starting_hub(log, live_from=10)
+    rebuilding = hub.begin_backfill(live_from=10, history_from=0)
+    connection = RecordingConnection(limit=5)
+    hub.add(connection)
+    (await hub.join(connection, P1)).then()
+    for number in range(11, 41):  # 30 live events, six times the client's limit
+        live = event(number)
+        log.events.append(live)
+        hub.publish(live)
+    await settled()
+    assert not connection.slow
+    assert connection.frames == []  # still waiting for the state
+    rebuilding.record(event(3, "agent_status", {"agent_id": "a", "status": "running"}))
+    hub.finish_backfill(rebuilding)
+    await settled()
+    hub.publish(event(41))
+    assert not connection.slow
+    assert connection.offsets == [3, *range(11, 42)]
+    assert connection.notices == []
+
+
+async def test_a_busy_room_overflowing_a_waiting_join_again_while_it_is_served() -> None:
+    """Events that overflow again while the first spilled range is read are read next, with
+    no gap and no repeat."""
+    log = MemoryLog()
+    log.gate = asyncio.Event()
+    hub = starting_hub(log, live_from=10)
+    rebuilding = hub.begin_backfill(live_from=10, history_from=0)
+    connection = RecordingConnection(limit=3)
+    hub.add(connection)
+    (await hub.join(connection, P1)).then()
+
+    def publish(numbers: range) -> None:
+        for number in numbers:
+            live = event(number)
+            log.events.append(live)
+            hub.publish(live)
+
+    publish(range(11, 21))
+    hub.finish_backfill(rebuilding)
+    await settled()  # the read of the first spilled range waits at the gate
+    publish(range(21, 31))
+    log.gate.set()
+    await settled()
+    publish(range(31, 33))
+    assert not connection.slow
+    assert connection.offsets == list(range(11, 33))
+    assert [read[1:] for read in log.reads] == [(10, 18), (18, 30)]
+
+
+async def test_a_spilled_range_that_cannot_be_read_ends_in_a_resync_notice() -> None:
+    """If the log fails while the overflowed events are read, the client is told to resync at
+    the range's end, then gets the live events: never a silent gap."""
+    log = MemoryLog()
+    log.fail_after = 2
+    hub = starting_hub(log, live_from=10)
+    rebuilding = hub.begin_backfill(live_from=10, history_from=0)
+    connection = RecordingConnection(limit=4)
+    hub.add(connection)
+    (await hub.join(connection, P1)).then()
+    for number in range(11, 21):
+        live = event(number)
+        log.events.append(live)
+        hub.publish(live)
+    hub.finish_backfill(rebuilding)
+    await settled()
+    hub.publish(event(21))
+    assert not connection.slow
+    [notice] = connection.notices
+    assert (notice["reason"], notice["offset"]) == (ResyncReason.UNAVAILABLE, 20)
+    assert connection.offsets == [11, 12, 21]
+
+
 async def test_a_quiet_room_resumes_without_reading_the_log() -> None:
     """A room whose newest event is older than `since` resumes at once, whatever else the log
     holds: the room index says nothing was missed."""
