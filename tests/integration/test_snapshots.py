@@ -10,6 +10,7 @@ import aio_pika
 from bridge.broker.eventlog import LogReader
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
+from schemas import Envelope, new_event_id, utc_now
 from tests.helpers import wait_for
 from tests.integration.clients import socketio_client, websocket_client
 from tests.integration.conftest import running_bridge
@@ -166,3 +167,40 @@ async def test_resume_past_retention_gets_resync_expired_then_live(
             await wait_for(lambda: any(e["id"] == live.id for e in ws.events()))
     assert notice["reason"] == "expired"
     assert notice["room"] == "project:p1"
+
+
+def progress(project: str, number: int) -> Envelope:
+    """A progress_update of `project` carrying its number."""
+    return Envelope(
+        id=new_event_id(),
+        type="progress_update",
+        schema_version=1,
+        project_id=project,
+        source="test",
+        occurred_at=utc_now(),
+        data={"agent_id": "a", "progress": 0.5, "number": number},
+    )
+
+
+async def test_a_fresh_join_in_a_busy_room_keeps_its_connection_while_a_restart_rebuilds(
+    bridge_settings: Callable[..., Settings], publisher: EventPublisher
+) -> None:
+    """A fresh join answered while a restarted bridge still rebuilds its state is not cut off
+    when its room sends more than the client's queue holds meanwhile: every event arrives, in
+    order, once, and the connection stays open."""
+    settings = bridge_settings(outbox_size=10)
+    async with running_bridge(settings):
+        pass  # the log exists from the first start on
+    await publisher.publish_batch([progress("elsewhere", n) for n in range(40_000)])
+    async with running_bridge(settings) as bridge, websocket_client(f"{bridge.ws_url}/ws") as ws:
+        await ws.request({"type": "subscribe", "project_id": "p1"}, "subscribed")
+        routed = bridge.hub.events_routed
+        sent = await publisher.publish_batch([progress("p1", n) for n in range(60)])
+        # The premise: all 60 (six times the client's queue) arrived while the join was held.
+        await wait_for(lambda: bridge.hub.events_routed >= routed + 60, 10)
+        assert not bridge.hub.state_complete.is_set(), "the rebuild ended too soon to test this"
+        received = await ws.wait_for_events(60, timeout=60)
+        reply = await ws.request({"type": "subscribe", "project_id": "p2"}, "subscribed")
+        assert reply["type"] == "subscribed"  # still connected
+    assert [event["id"] for event in received] == [event.id for event in sent]
+    assert not ws.replies("resync_required")
