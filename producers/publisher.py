@@ -62,8 +62,8 @@ class EventPublisher(TypedHelpers):
         prefix: The topology prefix; events go to the exchange `<prefix>.events`.
         source: The producer's name, written into every envelope it builds.
         publish_timeout: Seconds to wait for the broker to confirm one publish (and for a node
-            to answer a connection); a publish raises `PublishTimeoutError` within a quarter of
-            a second (at most a quarter of the timeout) after it is up.
+            to answer a connection). A publish that takes longer raises `PublishTimeoutError`
+            at most a quarter of a second (or a quarter of the timeout, if less) after that.
         retry_attempts: How many rounds over the nodes to try when connecting (at start, and
             again after a connection is lost).
         connection_name: The AMQP connection name operators see in the management UI.

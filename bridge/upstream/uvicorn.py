@@ -173,7 +173,7 @@ class TransportAwareWebSockets(WebSocketsSansIOProtocol):
     connected. With the transport at hand, the bridge can abort such a connection. The direct
     writer is left out when permessage-deflate was negotiated (frames are then compressed per
     connection, through ASGI). Its receive queue and writable flag are lean stand-ins for
-    asyncio's (`bridge.upstream.primitives`), 3.5 KB less per connection.
+    asyncio's (`bridge.upstream.primitives`), about 3.8 KB less per connection.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

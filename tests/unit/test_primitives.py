@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 
 import pytest
+from uvicorn.protocols.websockets import websockets_sansio_impl
 
 from bridge.upstream.primitives import LeanEvent, LeanQueue
+
+
+def test_uvicorn_calls_nothing_the_lean_stand_ins_lack() -> None:
+    """Every method uvicorn's WebSocket protocol calls on its queue and writable flag exists on
+    the stand-ins the bridge gives it (an upgrade that calls another one fails here)."""
+    source = inspect.getsource(websockets_sansio_impl)
+    for attribute, stand_in in (("queue", LeanQueue), ("writable", LeanEvent)):
+        called = set(re.findall(rf"self\.{attribute}\.(\w+)\(", source))
+        assert called, f"uvicorn no longer uses self.{attribute}"
+        assert called <= set(dir(stand_in)), (attribute, called - set(dir(stand_in)))
 
 
 async def test_the_queue_hands_out_items_first_in_first_out() -> None:
