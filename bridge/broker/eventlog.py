@@ -38,6 +38,13 @@ ACK_IDLE_SECONDS = 0.05
 """How long the reader waits for more records before acknowledging a partial batch."""
 
 OffsetSpec = int | datetime | str
+
+
+class _Idle:
+    """What the reader's idle timer puts into its inbox: acknowledge what was handled."""
+
+
+IDLE = _Idle()
 """Where reading starts: an offset, a timestamp, or one of `first`, `last`, `next`."""
 
 
@@ -104,12 +111,13 @@ class LogReader:
         self._prefetch = prefetch
         self._tail = tail
         self._ack_batch = max(1, min(ACK_BATCH, prefetch // 2))
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[AbstractIncomingMessage | _Idle | None] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._unacked = 0
         self._last: AbstractIncomingMessage | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> LogReader:
         self._channel = await self._connection.channel()
@@ -129,6 +137,8 @@ class LogReader:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
         if self._channel is not None and not self._channel.is_closed:
             try:
                 # Cancel first: a stream consumer whose channel just closes stays counted in
@@ -152,16 +162,19 @@ class LogReader:
 
     async def next(self) -> LogRecord | None:
         """Return the next record, or None once the channel has closed."""
-        if self._inbox.empty() and self._last is not None:
-            # Idle: acknowledge what was handled once no record came for a moment, so a slow
-            # trickle of events is not acknowledged one by one.
-            try:
-                message = await asyncio.wait_for(self._inbox.get(), ACK_IDLE_SECONDS)
-            except TimeoutError:
-                await self.flush_acks()
-                message = await self._inbox.get()
-        else:
+        while True:
+            if self._inbox.empty() and self._last is not None and self._idle is None:
+                # About to wait: acknowledge what was handled a moment from now, so a slow
+                # trickle of events is acknowledged neither one by one nor late. One timer for
+                # any number of records (not a timed wait per record), and the acks are sent
+                # here, in the reader's task, so they go out in order.
+                loop = asyncio.get_running_loop()
+                self._idle = loop.call_later(ACK_IDLE_SECONDS, self._inbox.put_nowait, IDLE)
             message = await self._inbox.get()
+            if not isinstance(message, _Idle):
+                break
+            self._idle = None
+            await self.flush_acks()
         if message is None:
             self._inbox.put_nowait(None)  # stay closed for later calls
             return None
@@ -169,13 +182,16 @@ class LogReader:
 
     def ready(self) -> LogRecord | None:
         """The next record if it has already arrived, else None (without waiting)."""
-        if self._inbox.empty():
-            return None
-        message = self._inbox.get_nowait()
-        if message is None:
-            self._inbox.put_nowait(None)  # closed: `next()` says so
-            return None
-        return self._record(message)
+        while not self._inbox.empty():
+            message = self._inbox.get_nowait()
+            if isinstance(message, _Idle):
+                self._idle = None  # records are coming: `done()` acknowledges them in batches
+                continue
+            if message is None:
+                self._inbox.put_nowait(None)  # closed: `next()` says so
+                return None
+            return self._record(message)
+        return None
 
     def _record(self, message: AbstractIncomingMessage) -> LogRecord:
         offset = (message.headers or {}).get(OFFSET_HEADER)
@@ -192,10 +208,11 @@ class LogReader:
 
     async def flush_acks(self) -> None:
         """Acknowledge every record handled so far."""
-        if self._last is not None and self._channel is not None and not self._channel.is_closed:
-            await self._last.ack(multiple=True)
-        self._last = None
-        self._unacked = 0
+        # Taken first: cancelled while the ack is sent, a later flush must not send it again
+        # (a delivery tag acknowledged twice closes the channel).
+        last, self._last, self._unacked = self._last, None, 0
+        if last is not None and self._channel is not None and not self._channel.is_closed:
+            await last.ack(multiple=True)
 
 
 FIRST_RECORD_SECONDS = 3.0
