@@ -38,6 +38,7 @@ ACK_IDLE_SECONDS = 0.05
 """How long the reader waits for more records before acknowledging a partial batch."""
 
 OffsetSpec = int | datetime | str
+"""Where reading starts: an offset, a timestamp, or one of `first`, `last`, `next`."""
 
 
 class _Idle:
@@ -45,7 +46,6 @@ class _Idle:
 
 
 IDLE = _Idle()
-"""Where reading starts: an offset, a timestamp, or one of `first`, `last`, `next`."""
 
 
 @dataclass(frozen=True, slots=True)
