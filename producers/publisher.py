@@ -181,7 +181,7 @@ class EventPublisher(TypedHelpers):
             event_id=event_id,
             occurred_at=occurred_at,
         )
-        return await self.publish_envelope(envelope, headers=headers)
+        return await self._send(encode(envelope, headers, max_body_bytes=self._max_body))
 
     async def publish_envelope(
         self, envelope: Envelope, *, headers: Mapping[str, HeaderValue] | None = None

@@ -229,86 +229,25 @@ function afterClose(reason, refreshed) {
   return "retry";
 }
 
-// src/listeners.ts
-var Listeners = class {
-  constructor(report) {
-    this.report = report;
-  }
-  report;
-  #set = /* @__PURE__ */ new Set();
-  add(listener) {
-    this.#set.add(listener);
-    return () => this.#set.delete(listener);
-  }
-  call(...args) {
-    for (const listener of [...this.#set]) {
-      try {
-        listener(...args);
-      } catch (error) {
-        this.report(error);
-      }
+// src/presence.ts
+var PresenceBook = class {
+  #projects = /* @__PURE__ */ new Map();
+  /** Take in a list or a change; returns the project it is about. */
+  apply(message) {
+    const project = message.project_id;
+    let members = this.#projects.get(project);
+    if (message.kind === "presence" || !members) {
+      members = new Map(message.kind === "presence" ? message.members.map((m) => [m.user_id, m]) : []);
+      this.#projects.set(project, members);
     }
+    if (message.kind === "presence_left") members.delete(message.user_id);
+    else if (message.kind !== "presence") members.set(message.member.user_id, message.member);
+    return project;
   }
-};
-var EventHandlers = class {
-  constructor(report) {
-    this.report = report;
-  }
-  report;
-  #typed = /* @__PURE__ */ new Map();
-  #any = /* @__PURE__ */ new Set();
-  on(type, handler) {
-    let set = this.#typed.get(type);
-    if (!set) this.#typed.set(type, set = /* @__PURE__ */ new Set());
-    const entry = handler;
-    set.add(entry);
-    return () => set.delete(entry);
-  }
-  onEvent(handler) {
-    this.#any.add(handler);
-    return () => this.#any.delete(handler);
-  }
-  /** Call the handlers of the event's type, then those of every event. */
-  deliver(event, meta) {
-    for (const handler of [...this.#typed.get(event.type) ?? []]) {
-      try {
-        handler(event, meta);
-      } catch (error) {
-        this.report(error);
-      }
-    }
-    for (const handler of [...this.#any]) {
-      try {
-        handler(event, meta);
-      } catch (error) {
-        this.report(error);
-      }
-    }
-  }
-};
-var ClientListeners = class {
-  status;
-  joined;
-  resync;
-  presence;
-  authenticated;
-  authError;
-  error;
-  constructor(options, report) {
-    this.status = new Listeners(report);
-    this.joined = new Listeners(report);
-    this.resync = new Listeners(report);
-    this.presence = new Listeners(report);
-    this.authenticated = new Listeners(report);
-    this.authError = new Listeners(report);
-    this.error = new Listeners((error) => console.error("eventbridge: onError threw", error));
-    if (options.onStatus) this.status.add(options.onStatus);
-    if (options.onJoined) this.joined.add(options.onJoined);
-    if (options.onResync) this.resync.add(options.onResync);
-    if (options.onPresence) this.presence.add(options.onPresence);
-    if (options.onAuthenticated) this.authenticated.add(options.onAuthenticated);
-    if (options.onAuthError) this.authError.add(options.onAuthError);
-    if (options.onError) this.error.add(options.onError);
+  /** The members of a project by user id (empty before its room's list arrived). */
+  members(project) {
+    const members = this.#projects.get(project);
+    return members ? [...members.values()].sort((a, b) => a.user_id < b.user_id ? -1 : 1) : [];
   }
 };
 
@@ -462,6 +401,133 @@ function defaultStore(url) {
   }
   return available ? localStorageStore(`eventbridge:${url}`) : memoryStore();
 }
+
+// src/listeners.ts
+var Listeners = class {
+  constructor(report) {
+    this.report = report;
+  }
+  report;
+  #set = /* @__PURE__ */ new Set();
+  add(listener) {
+    this.#set.add(listener);
+    return () => this.#set.delete(listener);
+  }
+  call(...args) {
+    for (const listener of [...this.#set]) {
+      try {
+        listener(...args);
+      } catch (error) {
+        this.report(error);
+      }
+    }
+  }
+};
+var EventHandlers = class {
+  constructor(report) {
+    this.report = report;
+  }
+  report;
+  #typed = /* @__PURE__ */ new Map();
+  #any = /* @__PURE__ */ new Set();
+  on(type, handler) {
+    let set = this.#typed.get(type);
+    if (!set) this.#typed.set(type, set = /* @__PURE__ */ new Set());
+    const entry = handler;
+    set.add(entry);
+    return () => set.delete(entry);
+  }
+  onEvent(handler) {
+    this.#any.add(handler);
+    return () => this.#any.delete(handler);
+  }
+  /** Call the handlers of the event's type, then those of every event. */
+  deliver(event, meta) {
+    for (const handler of [...this.#typed.get(event.type) ?? []]) {
+      try {
+        handler(event, meta);
+      } catch (error) {
+        this.report(error);
+      }
+    }
+    for (const handler of [...this.#any]) {
+      try {
+        handler(event, meta);
+      } catch (error) {
+        this.report(error);
+      }
+    }
+  }
+};
+var ClientListeners = class {
+  status;
+  joined;
+  resync;
+  presence;
+  authenticated;
+  authError;
+  error;
+  constructor(options, report) {
+    this.status = new Listeners(report);
+    this.joined = new Listeners(report);
+    this.resync = new Listeners(report);
+    this.presence = new Listeners(report);
+    this.authenticated = new Listeners(report);
+    this.authError = new Listeners(report);
+    this.error = new Listeners((error) => console.error("eventbridge: onError threw", error));
+    if (options.onStatus) this.status.add(options.onStatus);
+    if (options.onJoined) this.joined.add(options.onJoined);
+    if (options.onResync) this.resync.add(options.onResync);
+    if (options.onPresence) this.presence.add(options.onPresence);
+    if (options.onAuthenticated) this.authenticated.add(options.onAuthenticated);
+    if (options.onAuthError) this.authError.add(options.onAuthError);
+    if (options.onError) this.error.add(options.onError);
+  }
+};
+
+// src/surface.ts
+var ClientSurface = class {
+  handlers;
+  listeners;
+  constructor(options) {
+    const report = (error) => this.report(error);
+    this.handlers = new EventHandlers(report);
+    this.listeners = new ClientListeners(options, report);
+  }
+  /** Handle every event of one type; returns a function that removes the handler. */
+  on(type, handler) {
+    return this.handlers.on(type, handler);
+  }
+  /** Handle every event, whatever its type (newer types too, typed loosely as `BridgeEvent`). */
+  onEvent(handler) {
+    return this.handlers.onEvent(handler);
+  }
+  onStatus(listener) {
+    return this.listeners.status.add(listener);
+  }
+  onJoined(listener) {
+    return this.listeners.joined.add(listener);
+  }
+  onResync(listener) {
+    return this.listeners.resync.add(listener);
+  }
+  /** Who is in a joined project room, over every replica (docs/clients.md, "Presence"): called
+   * with all its members when its list arrives (after each join) and at each change. */
+  onPresence(listener) {
+    return this.listeners.presence.add(listener);
+  }
+  /** After the bridge accepted the connection (with the WebSocket `authenticated` grant, or
+   * null), before the rooms are joined: the listener may still subscribe or unsubscribe. */
+  onAuthenticated(listener) {
+    return this.listeners.authenticated.add(listener);
+  }
+  onAuthError(listener) {
+    return this.listeners.authError.add(listener);
+  }
+  onError(listener) {
+    return this.listeners.error.add(listener);
+  }
+};
 
 // src/transports/socketio.ts
 var AUTH_CODES = /* @__PURE__ */ new Set(["auth_required", "invalid_token", "token_expired"]);
@@ -812,6 +878,13 @@ var WebSocketTransport = class {
   }
 };
 
+// src/transports/choose.ts
+function transportFactory(options) {
+  const transport = options.transport ?? "websocket";
+  if (typeof transport === "function") return transport;
+  return transport === "socketio" ? socketioTransport(options.socketio) : websocketTransport(options.websocket);
+}
+
 // src/waiters.ts
 var JoinWaiters = class {
   #waiters = /* @__PURE__ */ new Map();
@@ -863,7 +936,7 @@ var ConnectedWaiters = class {
 };
 
 // src/client.ts
-var EventBridgeClient = class {
+var EventBridgeClient = class extends ClientSurface {
   #url;
   #options;
   #transportFactory;
@@ -880,18 +953,14 @@ var EventBridgeClient = class {
   // a fresh token was asked for after an expiry, and not yet accepted
   #waiters = new JoinWaiters();
   #connectedWaiters = new ConnectedWaiters();
-  #handlers;
-  #listeners;
-  #presence = /* @__PURE__ */ new Map();
+  #presence = new PresenceBook();
   constructor(options) {
+    super(options);
     this.#options = options;
     this.#url = options.url;
-    const report = (error) => this.#report(error);
-    this.#handlers = new EventHandlers(report);
     this.#retry = new RetryTimer(options.backoff);
-    this.#listeners = new ClientListeners(options, report);
     this.#transportFactory = transportFactory(options);
-    this.#resume = new ResumeBook(options.store ?? defaultStore(options.url), report);
+    this.#resume = new ResumeBook(options.store ?? defaultStore(options.url), (error) => this.report(error));
   }
   // ---- what the application sees ---------------------------------------------------------------
   /** The current connection status. */
@@ -910,43 +979,9 @@ var EventBridgeClient = class {
   get grant() {
     return this.#conn?.grant ?? null;
   }
-  /** Handle every event of one type; returns a function that removes the handler. */
-  on(type, handler) {
-    return this.#handlers.on(type, handler);
-  }
-  /** Handle every event, whatever its type (newer types too, typed loosely as `BridgeEvent`). */
-  onEvent(handler) {
-    return this.#handlers.onEvent(handler);
-  }
-  onStatus(listener) {
-    return this.#listeners.status.add(listener);
-  }
-  onJoined(listener) {
-    return this.#listeners.joined.add(listener);
-  }
-  onResync(listener) {
-    return this.#listeners.resync.add(listener);
-  }
-  /** Who is in a joined project room, over every replica (docs/clients.md, "Presence"): called
-   * with all its members when its list arrives (after each join) and at each change. */
-  onPresence(listener) {
-    return this.#listeners.presence.add(listener);
-  }
   /** The members of a project as last heard (empty before its room's list arrived). */
   presence(project) {
-    const members = this.#presence.get(project);
-    return members ? [...members.values()].sort((a, b) => a.user_id < b.user_id ? -1 : 1) : [];
-  }
-  /** After the bridge accepted the connection (with the WebSocket `authenticated` grant, or
-   * null), before the rooms are joined: the listener may still subscribe or unsubscribe. */
-  onAuthenticated(listener) {
-    return this.#listeners.authenticated.add(listener);
-  }
-  onAuthError(listener) {
-    return this.#listeners.authError.add(listener);
-  }
-  onError(listener) {
-    return this.#listeners.error.add(listener);
+    return this.#presence.members(project);
   }
   // ---- rooms ------------------------------------------------------------------------------------
   /**
@@ -1044,7 +1079,7 @@ var EventBridgeClient = class {
         if (error instanceof AuthError) {
           this.#refused(error);
         } else {
-          this.#report(error);
+          this.report(error);
           this.#scheduleRetry();
         }
         return;
@@ -1063,7 +1098,7 @@ var EventBridgeClient = class {
       resync: guard((c, notice) => this.#resynced(c, notice)),
       presence: guard((_c, message) => this.#presenceChanged(message)),
       requestError: guard(
-        (_c, code, message, request) => this.#report(new RequestError(code, message, request))
+        (_c, code, message, request) => this.report(new RequestError(code, message, request))
       ),
       closed: guard((_c, reason) => this.#closed(reason))
     });
@@ -1073,7 +1108,7 @@ var EventBridgeClient = class {
       transport.open(token);
     } catch (error) {
       this.#conn = null;
-      this.#report(error);
+      this.report(error);
       this.#scheduleRetry();
     }
   }
@@ -1082,7 +1117,7 @@ var EventBridgeClient = class {
     conn.grant = grant;
     this.#refreshed = false;
     this.#tokenReason = "reconnect";
-    this.#listeners.authenticated.call(grant);
+    this.listeners.authenticated.call(grant);
     if (this.#conn !== conn) return;
     for (const room of this.#rooms) this.#join(conn, room);
     if (this.#rooms.length === 0) this.#retry.attempt = 0;
@@ -1111,7 +1146,7 @@ var EventBridgeClient = class {
     this.#running = false;
     this.#retry.clear();
     this.#drop();
-    this.#listeners.authError.call(error);
+    this.listeners.authError.call(error);
     this.#updateStatus();
   }
   #scheduleRetry() {
@@ -1134,21 +1169,14 @@ var EventBridgeClient = class {
     const { join, phase } = applyJoin(state, reply, this.#resume);
     this.#enter(state, phase);
     this.#resume.save();
-    this.#listeners.joined.call(join);
+    this.listeners.joined.call(join);
     this.#waiters.resolve(reply.room, join);
     if (conn.allJoined) this.#retry.attempt = 0;
     this.#updateStatus();
   }
   #presenceChanged(message) {
-    const project = message.project_id;
-    let members = this.#presence.get(project);
-    if (message.kind === "presence" || !members) {
-      members = new Map(message.kind === "presence" ? message.members.map((m) => [m.user_id, m]) : []);
-      this.#presence.set(project, members);
-    }
-    if (message.kind === "presence_left") members.delete(message.user_id);
-    else if (message.kind !== "presence") members.set(message.member.user_id, message.member);
-    this.#listeners.presence.call(project, this.presence(project));
+    const project = this.#presence.apply(message);
+    this.listeners.presence.call(project, this.#presence.members(project));
   }
   #joinRefused(conn, room, code, message) {
     const error = new RequestError(code, message, "subscribe");
@@ -1161,7 +1189,7 @@ var EventBridgeClient = class {
       this.#rooms = this.#rooms.filter((item) => item !== room);
       this.#waiters.reject(room, error);
     }
-    this.#report(error);
+    this.report(error);
     this.#updateStatus();
   }
   #resynced(conn, notice) {
@@ -1169,7 +1197,7 @@ var EventBridgeClient = class {
     if (!state) return;
     const info = applyResync(state, notice, this.#resume);
     this.#resume.save();
-    this.#listeners.resync.call(info);
+    this.listeners.resync.call(info);
     this.#enter(state, "resyncing");
     this.#updateStatus();
   }
@@ -1182,7 +1210,7 @@ var EventBridgeClient = class {
     if (!snapshot && last !== void 0 && event.offset <= last) {
       return;
     }
-    this.#handlers.deliver(event, { room, snapshot });
+    this.handlers.deliver(event, { room, snapshot });
     if (this.#conn !== conn) return;
     if (!snapshot) {
       this.#resume.setOffset(room, event.offset);
@@ -1210,11 +1238,11 @@ var EventBridgeClient = class {
   #setStatus(status) {
     if (status === this.#status) return;
     this.#status = status;
-    this.#listeners.status.call(status, { attempt: this.#retry.attempt, retryAt: this.#retry.at });
+    this.listeners.status.call(status, { attempt: this.#retry.attempt, retryAt: this.#retry.at });
   }
-  #report(error) {
+  report(error) {
     const value = error instanceof Error ? error : new EventBridgeError(`unexpected failure: ${String(error)}`);
-    this.#listeners.error.call(value);
+    this.listeners.error.call(value);
   }
 };
 function createClient(options) {
@@ -1222,11 +1250,6 @@ function createClient(options) {
 }
 function connect(options) {
   return new EventBridgeClient(options).connect();
-}
-function transportFactory(options) {
-  const transport = options.transport ?? "websocket";
-  if (typeof transport === "function") return transport;
-  return transport === "socketio" ? socketioTransport(options.socketio) : websocketTransport(options.websocket);
 }
 export {
   ACTIVITY_FEED,

@@ -12,18 +12,16 @@ import {
   type BridgeEvent,
   type ClientEventName,
   type ClientEvents,
-  type DeliveryMeta,
-  type EventOf,
-  type EventType,
   type RoomTarget,
 } from "./events.js";
 import type { PresenceMember, ResyncNotice } from "./generated/schemas.js";
-import { ClientListeners, EventHandlers, type AnyHandler } from "./listeners.js";
-import type { ClientOptions, ConnectionStatus, JoinInfo, ResyncInfo, StatusDetail, TokenRequest } from "./options.js";
+import type { ClientOptions, ConnectionStatus, JoinInfo, TokenRequest } from "./options.js";
+import { PresenceBook } from "./presence.js";
 import { ResumeBook } from "./resume.js";
 import { applyJoin, applyResync, enterPhase, progress, type Phase, type RoomState } from "./rooms.js";
 import { defaultStore, type ResumeState } from "./store.js";
-import { socketioTransport } from "./transports/socketio.js";
+import { ClientSurface } from "./surface.js";
+import { transportFactory } from "./transports/choose.js";
 import type {
   ClientEventAck,
   CloseReason,
@@ -32,11 +30,10 @@ import type {
   PresenceMessage,
   TransportFactory,
 } from "./transports/types.js";
-import { websocketTransport } from "./transports/websocket.js";
 import { ConnectedWaiters, JoinWaiters } from "./waiters.js";
 
 /** A connection to the bridge that keeps a set of rooms joined and resumes them by offset. */
-export class EventBridgeClient {
+export class EventBridgeClient extends ClientSurface {
   readonly #url: string;
   readonly #options: ClientOptions;
   readonly #transportFactory: TransportFactory;
@@ -51,19 +48,15 @@ export class EventBridgeClient {
   #refreshed = false; // a fresh token was asked for after an expiry, and not yet accepted
   readonly #waiters = new JoinWaiters();
   readonly #connectedWaiters = new ConnectedWaiters();
-  readonly #handlers: EventHandlers;
-  readonly #listeners: ClientListeners;
-  readonly #presence = new Map<string, Map<string, PresenceMember>>();
+  readonly #presence = new PresenceBook();
 
   constructor(options: ClientOptions) {
+    super(options);
     this.#options = options;
     this.#url = options.url;
-    const report = (error: unknown): void => this.#report(error);
-    this.#handlers = new EventHandlers(report);
     this.#retry = new RetryTimer(options.backoff);
-    this.#listeners = new ClientListeners(options, report);
     this.#transportFactory = transportFactory(options);
-    this.#resume = new ResumeBook(options.store ?? defaultStore(options.url), report);
+    this.#resume = new ResumeBook(options.store ?? defaultStore(options.url), (error) => this.report(error));
   }
 
   // ---- what the application sees ---------------------------------------------------------------
@@ -88,45 +81,9 @@ export class EventBridgeClient {
     return this.#conn?.grant ?? null;
   }
 
-  /** Handle every event of one type; returns a function that removes the handler. */
-  on<T extends EventType>(type: T, handler: (event: EventOf<T>, meta: DeliveryMeta) => void): () => void {
-    return this.#handlers.on(type, handler);
-  }
-
-  /** Handle every event, whatever its type (newer types too, typed loosely as `BridgeEvent`). */
-  onEvent(handler: AnyHandler): () => void {
-    return this.#handlers.onEvent(handler);
-  }
-
-  onStatus(listener: (status: ConnectionStatus, detail: StatusDetail) => void): () => void {
-    return this.#listeners.status.add(listener);
-  }
-  onJoined(listener: (join: JoinInfo) => void): () => void {
-    return this.#listeners.joined.add(listener);
-  }
-  onResync(listener: (resync: ResyncInfo) => void): () => void {
-    return this.#listeners.resync.add(listener);
-  }
-  /** Who is in a joined project room, over every replica (docs/clients.md, "Presence"): called
-   * with all its members when its list arrives (after each join) and at each change. */
-  onPresence(listener: (project: string, members: PresenceMember[]) => void): () => void {
-    return this.#listeners.presence.add(listener);
-  }
   /** The members of a project as last heard (empty before its room's list arrived). */
   presence(project: string): PresenceMember[] {
-    const members = this.#presence.get(project);
-    return members ? [...members.values()].sort((a, b) => (a.user_id < b.user_id ? -1 : 1)) : [];
-  }
-  /** After the bridge accepted the connection (with the WebSocket `authenticated` grant, or
-   * null), before the rooms are joined: the listener may still subscribe or unsubscribe. */
-  onAuthenticated(listener: (grant: Grant | null) => void): () => void {
-    return this.#listeners.authenticated.add(listener);
-  }
-  onAuthError(listener: (error: AuthError) => void): () => void {
-    return this.#listeners.authError.add(listener);
-  }
-  onError(listener: (error: Error) => void): () => void {
-    return this.#listeners.error.add(listener);
+    return this.#presence.members(project);
   }
 
   // ---- rooms ------------------------------------------------------------------------------------
@@ -242,7 +199,7 @@ export class EventBridgeClient {
         if (error instanceof AuthError) {
           this.#refused(error);
         } else {
-          this.#report(error);
+          this.report(error);
           this.#scheduleRetry();
         }
         return;
@@ -263,7 +220,7 @@ export class EventBridgeClient {
       resync: guard((c, notice) => this.#resynced(c, notice)),
       presence: guard((_c, message) => this.#presenceChanged(message)),
       requestError: guard((_c, code, message, request) =>
-        this.#report(new RequestError(code, message, request)),
+        this.report(new RequestError(code, message, request)),
       ),
       closed: guard((_c, reason) => this.#closed(reason)),
     });
@@ -273,7 +230,7 @@ export class EventBridgeClient {
       transport.open(token);
     } catch (error) {
       this.#conn = null;
-      this.#report(error);
+      this.report(error);
       this.#scheduleRetry();
     }
   }
@@ -283,7 +240,7 @@ export class EventBridgeClient {
     conn.grant = grant;
     this.#refreshed = false;
     this.#tokenReason = "reconnect";
-    this.#listeners.authenticated.call(grant); // may subscribe or unsubscribe before the joins go out
+    this.listeners.authenticated.call(grant); // may subscribe or unsubscribe before the joins go out
     if (this.#conn !== conn) return;
     for (const room of this.#rooms) this.#join(conn, room);
     if (this.#rooms.length === 0) this.#retry.attempt = 0;
@@ -315,7 +272,7 @@ export class EventBridgeClient {
     this.#running = false;
     this.#retry.clear();
     this.#drop();
-    this.#listeners.authError.call(error); // first, so the status change below finds it handled
+    this.listeners.authError.call(error); // first, so the status change below finds it handled
     this.#updateStatus();
   }
 
@@ -342,22 +299,15 @@ export class EventBridgeClient {
     const { join, phase } = applyJoin(state, reply, this.#resume);
     this.#enter(state, phase);
     this.#resume.save();
-    this.#listeners.joined.call(join);
+    this.listeners.joined.call(join);
     this.#waiters.resolve(reply.room, join);
     if (conn.allJoined) this.#retry.attempt = 0;
     this.#updateStatus();
   }
 
   #presenceChanged(message: PresenceMessage): void {
-    const project = message.project_id;
-    let members = this.#presence.get(project);
-    if (message.kind === "presence" || !members) {
-      members = new Map(message.kind === "presence" ? message.members.map((m) => [m.user_id, m]) : []);
-      this.#presence.set(project, members);
-    }
-    if (message.kind === "presence_left") members.delete(message.user_id);
-    else if (message.kind !== "presence") members.set(message.member.user_id, message.member);
-    this.#listeners.presence.call(project, this.presence(project));
+    const project = this.#presence.apply(message);
+    this.listeners.presence.call(project, this.#presence.members(project));
   }
 
   #joinRefused(conn: Connection, room: string, code: string, message: string): void {
@@ -372,7 +322,7 @@ export class EventBridgeClient {
       this.#rooms = this.#rooms.filter((item) => item !== room);
       this.#waiters.reject(room, error);
     }
-    this.#report(error);
+    this.report(error);
     this.#updateStatus();
   }
 
@@ -381,7 +331,7 @@ export class EventBridgeClient {
     if (!state) return;
     const info = applyResync(state, notice, this.#resume);
     this.#resume.save();
-    this.#listeners.resync.call(info);
+    this.listeners.resync.call(info);
     this.#enter(state, "resyncing");
     this.#updateStatus();
   }
@@ -397,7 +347,7 @@ export class EventBridgeClient {
       // the project room (docs/delivery-guarantees.md, "Duplicates").
       return;
     }
-    this.#handlers.deliver(event, { room, snapshot });
+    this.handlers.deliver(event, { room, snapshot });
     if (this.#conn !== conn) return; // a handler closed or restarted the client
     if (!snapshot) {
       // Only now, after the handlers ran, in the same task: the event is processed.
@@ -431,13 +381,13 @@ export class EventBridgeClient {
   #setStatus(status: ConnectionStatus): void {
     if (status === this.#status) return;
     this.#status = status;
-    this.#listeners.status.call(status, { attempt: this.#retry.attempt, retryAt: this.#retry.at });
+    this.listeners.status.call(status, { attempt: this.#retry.attempt, retryAt: this.#retry.at });
   }
 
-  #report(error: unknown): void {
+  protected report(error: unknown): void {
     const value =
       error instanceof Error ? error : new EventBridgeError(`unexpected failure: ${String(error)}`);
-    this.#listeners.error.call(value);
+    this.listeners.error.call(value);
   }
 }
 
@@ -449,11 +399,4 @@ export function createClient(options: ClientOptions): EventBridgeClient {
 /** Create a client and start connecting (handlers added right after still see every event). */
 export function connect(options: ClientOptions): EventBridgeClient {
   return new EventBridgeClient(options).connect();
-}
-
-/** The transport the options choose (default: the native WebSocket). */
-function transportFactory(options: ClientOptions): TransportFactory {
-  const transport = options.transport ?? "websocket";
-  if (typeof transport === "function") return transport;
-  return transport === "socketio" ? socketioTransport(options.socketio) : websocketTransport(options.websocket);
 }
