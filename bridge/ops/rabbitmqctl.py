@@ -24,15 +24,22 @@ async def list_queues(amqp_url: str, *fields: str) -> list[dict[str, Any]] | Non
 
     With several URLs (a cluster's nodes) the first decides whether the broker is local.
     """
+    return await listing(amqp_url, "list_queues", "name", *fields)
+
+
+async def listing(amqp_url: str, command: str, *fields: str) -> list[dict[str, Any]] | None:
+    """The rows of one `rabbitmqctl list_…` command (`list_queues`, `list_connections`,
+    `list_channels`, ...) in the URL's virtual host, with `fields`; None where rabbitmqctl
+    cannot tell."""
     parts = urlsplit(amqp_url.split(",", maxsplit=1)[0].strip())
     executable = shutil.which("rabbitmqctl")
     if executable is None or (parts.hostname or "localhost") not in LOCAL_HOSTS:
         return None
     vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    command = [executable, "-q", "list_queues", "-p", vhost, "name", *fields]
+    command_line = [executable, "-q", command, "-p", vhost, *fields]
     try:
         process = await asyncio.create_subprocess_exec(
-            *command,
+            *command_line,
             "--formatter",
             "json",
             stdin=asyncio.subprocess.DEVNULL,  # it reads its stdin: the answer to a prompt

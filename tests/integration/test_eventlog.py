@@ -10,37 +10,22 @@ import json
 import aio_pika
 
 from bridge.broker.eventlog import LogReader
+from bridge.ops import rabbitmqctl
 
 
-async def unacknowledged(connection_name: str) -> int:
+async def unacknowledged(amqp_url: str, connection_name: str) -> int:
     """The broker's count of unacknowledged deliveries on the channels of one connection."""
-
-    async def rabbitmqctl(*arguments: str) -> list[dict[str, object]]:
-        process = await asyncio.create_subprocess_exec(
-            "rabbitmqctl",
-            "-q",
-            *arguments,
-            "--formatter",
-            "json",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), 30)
-        result: list[dict[str, object]] = json.loads(output)
-        return result
-
-    connections = await rabbitmqctl("list_connections", "pid", "client_properties")
-    [pid] = [
-        entry["pid"]
-        for entry in connections
-        if ["connection_name", "longstr", connection_name] in entry["client_properties"]  # type: ignore[operator]
-    ]
-    channels = await rabbitmqctl("list_channels", "connection", "messages_unacknowledged")
-    return sum(
-        int(str(entry["messages_unacknowledged"]))
-        for entry in channels
-        if entry["connection"] == pid
+    connections = await rabbitmqctl.listing(
+        amqp_url, "list_connections", "pid", "client_properties"
     )
+    channels = await rabbitmqctl.listing(
+        amqp_url, "list_channels", "connection", "messages_unacknowledged"
+    )
+    assert connections is not None, "rabbitmqctl could not list the connections"
+    assert channels is not None, "rabbitmqctl could not list the channels"
+    name = ["connection_name", "longstr", connection_name]
+    [pid] = [entry["pid"] for entry in connections if name in entry["client_properties"]]
+    return sum(entry["messages_unacknowledged"] for entry in channels if entry["connection"] == pid)
 
 
 async def test_a_trickle_is_acknowledged_a_moment_after_the_reader_waits(
@@ -62,10 +47,10 @@ async def test_a_trickle_is_acknowledged_a_moment_after_the_reader_waits(
                 record = await asyncio.wait_for(reader.next(), 10)
                 assert record is not None
                 await reader.done(record)
-            busy = await unacknowledged(name)
+            busy = await unacknowledged(amqp_url, name)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reader.next(), 0.5)  # waits: the idle acknowledgement
-            idle = await unacknowledged(name)
+            idle = await unacknowledged(amqp_url, name)
         assert (busy, idle) == (3, 0)
     finally:
         with contextlib.suppress(aio_pika.exceptions.AMQPError):
