@@ -45,7 +45,7 @@ class _Idle:
     """What the reader's idle timer puts into its inbox: acknowledge what was handled."""
 
 
-IDLE = _Idle()
+_IDLE = _Idle()
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +169,7 @@ class LogReader:
                 # any number of records (not a timed wait per record), and the acks are sent
                 # here, in the reader's task, so they go out in order.
                 loop = asyncio.get_running_loop()
-                self._idle = loop.call_later(ACK_IDLE_SECONDS, self._inbox.put_nowait, IDLE)
+                self._idle = loop.call_later(ACK_IDLE_SECONDS, self._inbox.put_nowait, _IDLE)
             message = await self._inbox.get()
             if not isinstance(message, _Idle):
                 break

@@ -11,6 +11,7 @@ import aio_pika
 
 from bridge.broker.eventlog import LogReader
 from bridge.ops import rabbitmqctl
+from tests.helpers import delete_broker_objects
 
 
 async def unacknowledged(amqp_url: str, connection_name: str) -> int:
@@ -53,7 +54,5 @@ async def test_a_trickle_is_acknowledged_a_moment_after_the_reader_waits(
             idle = await unacknowledged(amqp_url, name)
         assert (busy, idle) == (3, 0)
     finally:
-        with contextlib.suppress(aio_pika.exceptions.AMQPError):
-            cleanup = await connection.channel()
-            await cleanup.queue_delete(stream)
         await connection.close()
+        await delete_broker_objects(amqp_url, [stream], [])

@@ -10,8 +10,8 @@ import aio_pika
 from bridge.broker.eventlog import LogReader
 from bridge.settings import Settings
 from producers import EventPublisher, PublishedEvent
-from schemas import Envelope, new_event_id, utc_now
-from tests.helpers import wait_for
+from schemas import Envelope
+from tests.helpers import make_envelope, wait_for
 from tests.integration.clients import socketio_client, websocket_client
 from tests.integration.conftest import running_bridge
 from tests.integration.markers import events_before, publish_marker
@@ -169,16 +169,10 @@ async def test_resume_past_retention_gets_resync_expired_then_live(
     assert notice["room"] == "project:p1"
 
 
-def progress(project: str, number: int) -> Envelope:
+def progress(number: int, project: str = "p1") -> Envelope:
     """A progress_update of `project` carrying its number."""
-    return Envelope(
-        id=new_event_id(),
-        type="progress_update",
-        schema_version=1,
-        project_id=project,
-        source="test",
-        occurred_at=utc_now(),
-        data={"agent_id": "a", "progress": 0.5, "number": number},
+    return make_envelope(
+        "progress_update", project, {"agent_id": "a", "progress": 0.5, "n": number}
     )
 
 
@@ -191,11 +185,11 @@ async def test_a_fresh_join_in_a_busy_room_keeps_its_connection_while_a_restart_
     settings = bridge_settings(outbox_size=10)
     async with running_bridge(settings):
         pass  # the log exists from the first start on
-    await publisher.publish_batch([progress("elsewhere", n) for n in range(40_000)])
+    await publisher.publish_batch([progress(n, "elsewhere") for n in range(40_000)])
     async with running_bridge(settings) as bridge, websocket_client(f"{bridge.ws_url}/ws") as ws:
         await ws.request({"type": "subscribe", "project_id": "p1"}, "subscribed")
         routed = bridge.hub.events_routed
-        sent = await publisher.publish_batch([progress("p1", n) for n in range(60)])
+        sent = await publisher.publish_batch([progress(n) for n in range(60)])
         # The premise: all 60 (six times the client's queue) arrived while the join was held.
         await wait_for(lambda: bridge.hub.events_routed >= routed + 60, 10)
         assert not bridge.hub.state_complete.is_set(), "the rebuild ended too soon to test this"
