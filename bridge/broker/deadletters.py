@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from types import TracebackType
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel
 
 from bridge.broker import meta
+from bridge.broker.logmessage import LogMessage
 from bridge.core.events import DeadLetter, traceparent_of
 from bridge.core.tally import bump
 
@@ -33,7 +34,7 @@ CHECKPOINT_INTERVAL = 1.0
 @dataclass(frozen=True, slots=True)
 class _Pending:
     offset: int
-    message: AbstractIncomingMessage
+    message: LogMessage
     dead_letter: DeadLetter
 
 
@@ -120,7 +121,7 @@ class DeadLetterWriter:
         """Note that the reader handled the record at `offset` (valid or not)."""
         self.seen = offset
 
-    async def put(self, offset: int, message: AbstractIncomingMessage, why: DeadLetter) -> None:
+    async def put(self, offset: int, message: LogMessage, why: DeadLetter) -> None:
         """Queue a refused message for the dead-letter queue, waiting if the writer is behind."""
         if offset <= self.checked:
             return  # dead-lettered before the last checkpoint

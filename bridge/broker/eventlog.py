@@ -16,8 +16,11 @@ from types import TracebackType
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractChannel
+from aiormq.abc import AbstractChannel as UnderlayChannel
+from aiormq.abc import DeliveredMessage
 
+from bridge.broker.logmessage import LogMessage
 from bridge.broker.timing import LogTail
 from bridge.core.events import DeadLetter, Event, decode
 from bridge.errors import LogUnavailableError
@@ -53,7 +56,7 @@ class LogRecord:
     """One message of the log and its offset."""
 
     offset: int
-    message: AbstractIncomingMessage
+    message: LogMessage
 
     @property
     def routing_key(self) -> str:
@@ -111,12 +114,12 @@ class LogReader:
         self._prefetch = prefetch
         self._tail = tail
         self._ack_batch = max(1, min(ACK_BATCH, prefetch // 2))
-        self._inbox: asyncio.Queue[AbstractIncomingMessage | _Idle | None] = asyncio.Queue()
+        self._inbox: asyncio.Queue[DeliveredMessage | _Idle | None] = asyncio.Queue()
         self._channel: AbstractChannel | None = None
-        self._queue: AbstractQueue | None = None
+        self._underlay: UnderlayChannel | None = None
         self._consumer_tag: str | None = None
         self._unacked = 0
-        self._last: AbstractIncomingMessage | None = None
+        self._last: LogMessage | None = None
         self._idle: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> LogReader:
@@ -125,10 +128,13 @@ class LogReader:
         # A consumer cancelled by the broker (the log was deleted) must end the read too.
         await on_consumer_cancelled(self._channel, self._on_close)
         await self._channel.set_qos(prefetch_count=self._prefetch)
-        self._queue = await self._channel.get_queue(self._log_name, ensure=False)
-        self._consumer_tag = await self._queue.consume(
-            self._on_message, arguments={"x-stream-offset": self._start}
+        # Consumed on the aiormq channel: no aio-pika `IncomingMessage` and second task per
+        # record (see `bridge.broker.logmessage`).
+        self._underlay = await self._channel.get_underlay_channel()
+        consumed = await self._underlay.basic_consume(
+            self._log_name, self._on_message, arguments={"x-stream-offset": self._start}
         )
+        self._consumer_tag = consumed.consumer_tag
         return self
 
     async def __aexit__(
@@ -143,17 +149,17 @@ class LogReader:
             try:
                 # Cancel first: a stream consumer whose channel just closes stays counted in
                 # the broker's consumer numbers for tens of seconds.
-                if self._queue is not None and self._consumer_tag is not None:
-                    await self._queue.cancel(self._consumer_tag)
+                if self._underlay is not None and self._consumer_tag is not None:
+                    await self._underlay.basic_cancel(self._consumer_tag)
                 await self._channel.close()
             except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError):
                 logger.debug("log reader channel was already closing", exc_info=True)
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: DeliveredMessage) -> None:
         # Runs without suspending, so records are queued in delivery order.
         self._inbox.put_nowait(message)
         if self._tail is not None:
-            offset = (message.headers or {}).get(OFFSET_HEADER)
+            offset = (message.header.properties.headers or {}).get(OFFSET_HEADER)
             if isinstance(offset, int) and offset > self._tail.received:
                 self._tail.received = offset
 
@@ -193,7 +199,8 @@ class LogReader:
             return self._record(message)
         return None
 
-    def _record(self, message: AbstractIncomingMessage) -> LogRecord:
+    def _record(self, delivered: DeliveredMessage) -> LogRecord:
+        message = LogMessage(delivered)
         offset = (message.headers or {}).get(OFFSET_HEADER)
         if not isinstance(offset, int):
             raise TypeError(f"{self._log_name} delivered a message without a stream offset")
@@ -211,8 +218,13 @@ class LogReader:
         # Taken first: cancelled while the ack is sent, a later flush must not send it again
         # (a delivery tag acknowledged twice closes the channel).
         last, self._last, self._unacked = self._last, None, 0
-        if last is not None and self._channel is not None and not self._channel.is_closed:
-            await last.ack(multiple=True)
+        if (
+            last is not None
+            and last.delivery_tag is not None
+            and self._underlay is not None
+            and not self._underlay.is_closed
+        ):
+            await self._underlay.basic_ack(last.delivery_tag, multiple=True)
 
 
 FIRST_RECORD_SECONDS = 3.0

@@ -22,6 +22,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from bridge.broker.eventlog import LogReader
+from bridge.broker.logmessage import LogMessage
 from bridge.core.events import Event
 from bridge.core.history import LastValues, RoomIndex
 from bridge.core.subscription import HubLimits
@@ -119,7 +120,7 @@ async def load(
     connection: AbstractConnection, stream: str, epoch: str, limits: HubLimits
 ) -> Checkpoint | None:
     """The newest checkpoint of this epoch, or None if there is none (or it cannot be read)."""
-    newest: aio_pika.abc.AbstractIncomingMessage | None = None
+    newest: LogMessage | None = None
     try:
         async with LogReader(connection, stream, "last", prefetch=16) as reader:
             loop = asyncio.get_running_loop()

@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from aio_pika.abc import AbstractIncomingMessage
-
+from bridge.broker.logmessage import LogMessage
 from bridge.core.events import Event
 from bridge.core.tally import Tally
 
@@ -26,7 +25,7 @@ class LogTail:
     received: int = -1
 
 
-def broker_timestamp(message: AbstractIncomingMessage) -> float | None:
+def broker_timestamp(message: LogMessage) -> float | None:
     """When the broker received the message (Unix seconds), if it stamped it."""
     value = (message.headers or {}).get(BROKER_TIMESTAMP_HEADER)
     if isinstance(value, int) and not isinstance(value, bool):
@@ -34,7 +33,7 @@ def broker_timestamp(message: AbstractIncomingMessage) -> float | None:
     return None
 
 
-def observe_delivery(tally: Tally, event: Event, message: AbstractIncomingMessage) -> None:
+def observe_delivery(tally: Tally, event: Event, message: LogMessage) -> None:
     """Time an event just handed to its clients from its publication: by the producer's clock
     (`occurred_at`) and, where the broker stamped the message, by the broker's. Once per event,
     never per client. A replayed event is not timed: its `occurred_at` is the original's."""

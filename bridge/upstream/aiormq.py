@@ -1,4 +1,5 @@
-"""aiormq (under aio-pika): being told that the broker cancelled a consumer.
+"""aiormq (under aio-pika): being told that the broker cancelled a consumer, and consuming the
+log without aio-pika's per-record wrapping.
 
 A stream consumer is cancelled by the broker when the stream is deleted (or its leader goes
 away for good). aio-pika's plain channel offers no callback for that, only its robust channel
@@ -31,6 +32,29 @@ SEAMS = (
         "aio_pika.channel.Channel",
         why="aio-pika's way to the aiormq channel under a channel",
         methods={"get_underlay_channel": ()},
+    ),
+    Seam(
+        "aiormq.abc.AbstractChannel",
+        why="the log reader consumes on the aiormq channel, without aio-pika's per-record "
+        "IncomingMessage and task (bridge.broker.logmessage)",
+        methods={
+            "basic_consume": (
+                "queue",
+                "consumer_callback",
+                "no_ack",
+                "exclusive",
+                "arguments",
+                "consumer_tag",
+                "timeout",
+            ),
+            "basic_cancel": ("consumer_tag", "nowait", "timeout"),
+            "basic_ack": ("delivery_tag", "multiple", "wait"),
+        },
+    ),
+    Seam(
+        "aiormq.abc.DeliveredMessage",
+        why="what the log reader reads of each delivery",
+        attributes=("header", "body", "routing_key", "delivery_tag"),
     ),
 )
 
