@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -95,7 +96,9 @@ async def dead_letters_until_marker(
 
     The bridge reads the log in order and its one dead-letter writer copies invalid records in
     that order (docs/architecture.md, "Dead letters and their checkpoint"), so once the marker,
-    published last, is in the queue, every dead letter due before it is there too.
+    published last, is in the queue, every dead letter due before it is there too. After a
+    restart, records below the live start are checked by the background rebuild: wait for it
+    (`hub.state_complete`) before calling this.
     """
     marker = f'{{"id": "marker-{uuid.uuid4().hex}", not json'.encode()
     await publish_raw(connection, prefix, "project.p1.progress_update", marker)
@@ -144,6 +147,40 @@ async def test_each_invalid_message_is_dead_lettered_and_valid_ones_flow(
     assert "65536" in str(reasons["too_large"].headers["x-eventbridge-error"])
 
 
+async def test_a_dead_letter_keeps_the_producers_properties_and_headers(
+    bridge: RunningBridge, amqp_connection: aio_pika.abc.AbstractConnection, prefix: str
+) -> None:
+    """A dead letter carries the refused message's id, type, app id, timestamp and headers."""
+    sent_at = datetime(2026, 12, 7, 6, 30, 15, tzinfo=UTC)
+    channel = await amqp_connection.channel()
+    exchange = await channel.get_exchange(f"{prefix}.events")
+    await exchange.publish(
+        aio_pika.Message(
+            b'{"id": "kept", not json',
+            message_id="kept-id",
+            content_type="application/json",
+            content_encoding="utf-8",
+            type="progress_update",
+            app_id="planner",
+            timestamp=sent_at,
+            headers={"x-producer-trace": "abc", "x-attempt": 3},
+        ),
+        routing_key="project.p1.progress_update",
+    )
+    await channel.close()
+
+    [dead] = await dead_letters_until_marker(amqp_connection, prefix)
+
+    assert dead.body == b'{"id": "kept", not json'
+    assert dead.message_id == "kept-id"
+    assert (dead.content_type, dead.content_encoding) == ("application/json", "utf-8")
+    assert (dead.type, dead.app_id, dead.timestamp) == ("progress_update", "planner", sent_at)
+    headers = dead.headers or {}
+    assert (headers["x-producer-trace"], headers["x-attempt"]) == ("abc", 3)
+    assert headers["x-eventbridge-reason"] == "invalid_json"
+    assert headers["x-eventbridge-routing-key"] == "project.p1.progress_update"
+
+
 async def test_restart_dead_letters_what_arrived_while_down_exactly_once(
     bridge_settings: Callable[..., Settings],
     amqp_connection: aio_pika.abc.AbstractConnection,
@@ -156,8 +193,10 @@ async def test_restart_dead_letters_what_arrived_while_down_exactly_once(
         await publish_raw(amqp_connection, prefix, *INVALID["invalid_json"])
         first = await drain_dead_letters(amqp_connection, prefix, 1)
     await publish_raw(amqp_connection, prefix, *INVALID["unknown_type"])
-    async with running_bridge(settings):
-        # A wrongly repeated dead letter would be dead-lettered before the marker.
+    async with running_bridge(settings) as bridge:
+        # What arrived while it was down is checked by the rebuild, in the background: once that
+        # is done, a wrongly repeated dead letter would be dead-lettered before the marker.
+        await asyncio.wait_for(bridge.hub.state_complete.wait(), 10)
         second = await dead_letters_until_marker(amqp_connection, prefix)
     assert [m.headers["x-eventbridge-reason"] for m in first] == ["invalid_json"]
     assert [m.headers["x-eventbridge-reason"] for m in second] == ["unknown_type"]
