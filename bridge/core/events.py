@@ -7,10 +7,11 @@ This is the one place that decides a message's fate: every reason it can be refu
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from schemas.codes import DeadLetterReason
 from schemas.envelope import Envelope
@@ -84,7 +85,7 @@ def _refuse_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON number (RFC 8259); browsers cannot parse it")
 
 
-def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract's order
+def decode(
     body: bytes, routing_key: str, offset: int, *, max_bytes: int, replay_of: int | None = None
 ) -> Event | DeadLetter:
     """Decode and validate one message from the log.
@@ -107,6 +108,59 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
         )
     if body.startswith(UTF8_BOM):
         body = body[len(UTF8_BOM) :]  # allowed in, but browsers' JSON.parse refuses it
+    accepted = _accepted_at_once(body)
+    if accepted is None:
+        return _decode_step_by_step(body, routing_key, offset, replay_of)
+    envelope, subject = accepted
+    mismatch = _key_mismatch(routing_key, envelope)
+    if mismatch is not None:
+        return mismatch
+    return _event(envelope, subject, body, offset, replay_of)
+
+
+def _typed_envelopes() -> TypeAdapter[Any]:
+    """One validator for the envelope and the data of every event type at once."""
+    typed: list[Any] = []
+    for name, model in EVENT_MODELS.items():
+        tag: Any = Literal[str(name)]
+        typed.append(
+            create_model(
+                f"{model.__name__}Envelope", __base__=Envelope, type=(tag, ...), data=(model, ...)
+            )
+        )
+    union: Any = Annotated[Union[tuple(typed)], Field(discriminator="type")]  # noqa: UP007
+    return TypeAdapter(union)
+
+
+_TYPED_ENVELOPES = _typed_envelopes()
+_STEP_BY_STEP_MARKS = re.compile(rb"\\u[dD]|NaN|Infinity")
+"""In a body, what only the step-by-step checks judge the contract's way: a `\\uD800`-style
+escape (a lone surrogate is refused as invalid_json), and NaN or Infinity (refused; the fast
+parser accepts them)."""
+
+
+def _accepted_at_once(body: bytes) -> tuple[Envelope, str | None] | None:
+    """The envelope (with typed data) and subject of a valid body, found in one validation
+    (JSON parsed and checked inside pydantic's core: about a third of the step-by-step cost),
+    or None: the body is invalid, or needs the step-by-step checks to be judged (they then say
+    why it is refused, or accept it: this only ever accepts what they accept, which
+    tests/unit/test_properties_decoding.py checks for any envelope)."""
+    if _STEP_BY_STEP_MARKS.search(body):
+        return None
+    try:
+        envelope: Envelope = _TYPED_ENVELOPES.validate_json(body)
+    except ValidationError:
+        return None
+    subject_field = SNAPSHOT_SUBJECTS.get(envelope.type)
+    subject = getattr(envelope.data, subject_field, None) if subject_field else None
+    return envelope, subject if isinstance(subject, str) else None
+
+
+def _decode_step_by_step(  # noqa: PLR0911 - one check per dead-letter reason, in the contract's order
+    body: bytes, routing_key: str, offset: int, replay_of: int | None
+) -> Event | DeadLetter:
+    """Check a (size-checked, BOM-stripped) body one contract rule after the other, in the
+    contract's order, and say which one it breaks first."""
     try:
         raw = json.loads(body.decode(), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -138,6 +192,23 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
             DeadLetterReason.INVALID_DATA,
             f"data of the {envelope.type} event is invalid: {first_error(exc)}",
         )
+    mismatch = _key_mismatch(routing_key, envelope)
+    if mismatch is not None:
+        return mismatch
+    # A UTF-8 body holds no surrogates; only a `\uD800`-style escape can bring a lone one in,
+    # so the (per-event) check for one runs only when such an escape is there.
+    if (b"\\ud" in body or b"\\uD" in body) and not _encodable(raw):
+        return DeadLetter(
+            DeadLetterReason.INVALID_JSON,
+            "the body escapes a lone UTF-16 surrogate (\\udXXX), which is not valid Unicode",
+        )
+    subject_field = SNAPSHOT_SUBJECTS.get(envelope.type)
+    subject = envelope.data.get(subject_field) if subject_field else None
+    return _event(envelope, subject if isinstance(subject, str) else None, body, offset, replay_of)
+
+
+def _key_mismatch(routing_key: str, envelope: Envelope) -> DeadLetter | None:
+    """Why the routing key does not fit the envelope, or None if it does."""
     try:
         key_project, key_type = parse_routing_key(routing_key)
     except RoutingKeyError as exc:
@@ -148,22 +219,19 @@ def decode(  # noqa: PLR0911 - one check per dead-letter reason, in the contract
             f"routing key {routing_key!r} does not match the envelope "
             f"(type {envelope.type!r}, project_id {envelope.project_id!r})",
         )
-    # A UTF-8 body holds no surrogates; only a `\uD800`-style escape can bring a lone one in,
-    # so the (per-event) check for one runs only when such an escape is there.
-    if (b"\\ud" in body or b"\\uD" in body) and not _encodable(raw):
-        return DeadLetter(
-            DeadLetterReason.INVALID_JSON,
-            "the body escapes a lone UTF-16 surrogate (\\udXXX), which is not valid Unicode",
-        )
-    subject_field = SNAPSHOT_SUBJECTS.get(envelope.type)
-    subject = envelope.data.get(subject_field) if subject_field else None
+    return None
+
+
+def _event(
+    envelope: Envelope, subject: str | None, body: bytes, offset: int, replay_of: int | None
+) -> Event:
     return Event(
         offset=offset,
         id=envelope.id,
         type=envelope.type,
         project_id=envelope.project_id,
         rooms=rooms_for(envelope.type, envelope.project_id),
-        subject=subject if isinstance(subject, str) else None,
+        subject=subject,
         payload=_with_offset(body, offset, replay_of),
         replayed=replay_of is not None,
         occurred_at=envelope.occurred_at.timestamp(),
