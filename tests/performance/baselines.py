@@ -1,7 +1,9 @@
 """The raw baselines the bridge is compared with, measured in the same run.
 
 A: aio-pika alone — publish persistent messages (pipelined confirms) into a fresh stream queue,
-   then consume them from offset "first" (prefetch 1000, `ack(multiple=True)` every 100); and
+   with the properties the contract has producers set (content type, message id, type,
+   timestamp: what the bridge's backlog holds), then consume them from offset "first"
+   (prefetch 1000, `ack(multiple=True)` every 100); and
    the same raw read of a range of an existing log (`aio_pika_read_range`, for bench_resume).
 B: python-socketio alone — a stock `AsyncServer` under uvicorn in a child process (run with
    `python -m tests.performance.baselines --port P`) emits N events to one room of clients.
@@ -17,6 +19,7 @@ import os
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -76,19 +79,29 @@ async def aio_pika_consume(amqp_url: str, queue_name: str, count: int) -> dict[s
         await channel.declare_queue(queue_name, durable=True, arguments={"x-queue-type": "stream"})
         slots = asyncio.Semaphore(PUBLISH_WINDOW)
 
-        async def publish(body: bytes) -> None:
+        async def publish(event: dict[str, Any], body: bytes) -> None:
             try:
-                message = aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+                # The properties the contract has every producer set (the SDK sets them), so
+                # the consumer decodes the same messages the bridge's backlog holds.
+                message = aio_pika.Message(
+                    body,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type="application/json",
+                    message_id=event["id"],
+                    type=event["type"],
+                    timestamp=datetime.now(UTC),
+                )
                 await channel.default_exchange.publish(message, queue_name, timeout=30)
             finally:
                 slots.release()
 
-        bodies = [json.dumps(sample_event(seq, time.time())).encode() for seq in range(count)]
+        events = [sample_event(seq, time.time()) for seq in range(count)]
+        bodies = [json.dumps(event).encode() for event in events]
         published_from = time.perf_counter()
         tasks: list[asyncio.Task[None]] = []
-        for body in bodies:
+        for event, body in zip(events, bodies, strict=True):
             await slots.acquire()
-            tasks.append(asyncio.create_task(publish(body)))
+            tasks.append(asyncio.create_task(publish(event, body)))
         await asyncio.gather(*tasks)
         publish_seconds = time.perf_counter() - published_from
 
