@@ -156,15 +156,16 @@ class DeadLetterWriter:
                 ROUTING_KEY_HEADER: source.routing_key or "",
             }
         )
+        properties = source.properties
         message = aio_pika.Message(
             source.body,
             headers=headers,
-            content_type=source.content_type,
-            content_encoding=source.content_encoding,
-            message_id=source.message_id or f"{self._epoch}:{item.offset}",
-            timestamp=source.timestamp,
-            type=source.type,
-            app_id=source.app_id,
+            content_type=properties.content_type,
+            content_encoding=properties.content_encoding,
+            message_id=properties.message_id or f"{self._epoch}:{item.offset}",
+            timestamp=properties.timestamp,
+            type=properties.message_type,
+            app_id=properties.app_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await self._channel.default_exchange.publish(
@@ -179,7 +180,7 @@ class DeadLetterWriter:
             extra={
                 "offset": item.offset,
                 "reason": item.dead_letter.reason.value,
-                "event_id": source.message_id,
+                "event_id": properties.message_id,
                 "traceparent": traceparent_of(source.body),
             },
         )

@@ -6,20 +6,20 @@ delivery. For the log reader, which only queues the delivery for its own task, t
 was about a fifth of the bridge's CPU per record on a drain (see
 tests/performance/README.md, "Taking records in"). The reader therefore consumes on the aiormq
 channel under its aio-pika channel (public `get_underlay_channel()`, aiormq's abstract
-interface) and hands out this thin view instead; it reads the same fields aio-pika would, and
-only when asked.
+interface) and hands out this thin view instead, which reads what it is asked for and nothing
+else.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+from aiormq import spec
 from aiormq.abc import DeliveredMessage
 
 
 class LogMessage:
-    """A delivered log record's body, routing key and properties (aio-pika's names)."""
+    """A delivered log record: its body, headers, routing key, delivery tag and properties."""
 
     __slots__ = ("_delivered",)
 
@@ -47,31 +47,7 @@ class LogMessage:
         return self._delivered.delivery_tag
 
     @property
-    def content_type(self) -> str | None:
-        """The `content_type` property."""
-        return self._delivered.header.properties.content_type
-
-    @property
-    def content_encoding(self) -> str | None:
-        """The `content_encoding` property."""
-        return self._delivered.header.properties.content_encoding
-
-    @property
-    def message_id(self) -> str | None:
-        """The `message_id` property."""
-        return self._delivered.header.properties.message_id
-
-    @property
-    def timestamp(self) -> datetime | None:
-        """The `timestamp` property."""
-        return self._delivered.header.properties.timestamp
-
-    @property
-    def type(self) -> str | None:
-        """The `type` property."""
-        return self._delivered.header.properties.message_type
-
-    @property
-    def app_id(self) -> str | None:
-        """The `app_id` property."""
-        return self._delivered.header.properties.app_id
+    def properties(self) -> spec.Basic.Properties:
+        """Its AMQP properties (`content_type`, `message_id`, `timestamp`, `message_type`,
+        `app_id`, ...), as aiormq decoded them."""
+        return self._delivered.header.properties

@@ -144,7 +144,7 @@ def _accepted_at_once(body: bytes) -> tuple[Envelope, str | None] | None:
     (JSON parsed and checked inside pydantic's core: about a third of the step-by-step cost),
     or None: the body is invalid, or needs the step-by-step checks to be judged (they then say
     why it is refused, or accept it: this only ever accepts what they accept, which
-    tests/unit/test_properties_decoding.py checks for any envelope)."""
+    tests/unit/test_decoding_fast_path.py checks for any envelope)."""
     if _STEP_BY_STEP_MARKS.search(body):
         return None
     try:
