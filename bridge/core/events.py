@@ -134,9 +134,10 @@ def _typed_envelopes() -> TypeAdapter[Any]:
 
 _TYPED_ENVELOPES = _typed_envelopes()
 _STEP_BY_STEP_MARKS = re.compile(rb"\\u[dD]|NaN|Infinity")
-"""In a body, what only the step-by-step checks judge the contract's way: a `\\uD800`-style
-escape (a lone surrogate is refused as invalid_json), and NaN or Infinity (refused; the fast
-parser accepts them)."""
+"""A body holding any of these goes straight to the step-by-step checks: NaN and Infinity
+(the contract refuses them as invalid_json; pydantic's parser accepts them), and any
+`\\uD800`-style escape (the checks decide whether it is a lone surrogate, which the contract
+refuses)."""
 
 
 def _accepted_at_once(body: bytes) -> tuple[Envelope, str | None] | None:

@@ -160,8 +160,9 @@ async def test_lag_rises_while_the_bridge_is_stopped_and_falls_after(
         # before: what it routes is that old.
         assert value(behind[0], "eventbridge_log_lag_seconds") >= 1.0
         caught_up = await wait_for_sample(
-            url, lambda s: value(s, "eventbridge_log_lag_records") == 0
+            url, lambda s: value(s, "eventbridge_events_read_total", type="progress_update") >= 3001
         )
+        assert value(caught_up, "eventbridge_log_lag_records") == 0
         assert value(caught_up, "eventbridge_log_lag_seconds") == 0
 
 

@@ -96,7 +96,7 @@ def test_mutated_envelopes_are_judged_as_the_checks_judge_them(
 
 
 def test_what_the_fast_parser_would_accept_but_the_contract_refuses_is_refused() -> None:
-    """NaN, Infinity and a lone surrogate escape, which the fast parser takes, are invalid_json."""
+    """NaN and Infinity (which pydantic's parser takes) and a lone surrogate are invalid_json."""
     base = {
         "id": "e",
         "type": "step_completed",
