@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractConnection
 from bridge.broker import connect, topology
 from bridge.broker.ranges import LogRanges
 from bridge.broker.session import Progress, Session
+from bridge.broker.supervise import supervise
 from bridge.broker.timing import LogTail
 from bridge.core.hub import Hub
 from bridge.errors import BrokerUnavailableError, EventBridgeError, RequestError, TopologyError
@@ -31,8 +32,6 @@ from producers import EventPublisher, InvalidEventError, PublishError
 from schemas.codes import ErrorCode
 
 logger = logging.getLogger(__name__)
-
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
 
 
 class LogConsumer:
@@ -56,6 +55,7 @@ class LogConsumer:
         self._supervisor: asyncio.Task[None] | None = None
         self._startup: asyncio.Future[None] | None = None
         self._nodes = connect.Nodes(settings.amqp_url)
+        self._lost_node: str | None = None
         self._heartbeat = connect.heartbeat_for(settings.heartbeat_timeout)
         self.reconnects = 0
         """Sessions started after a lost connection."""
@@ -170,53 +170,45 @@ class LogConsumer:
     # -- the supervisor and one session --------------------------------------------------
 
     async def _supervise(self, first: AbstractConnection) -> None:
-        connection: AbstractConnection | None = first
-        failures = 0
-        lost: str | None = None
-        while True:
-            try:
-                if connection is None:
-                    connection = await connect.connect(
-                        self._nodes, "bridge", heartbeat=self._heartbeat
-                    )
-                    self.reconnects += 1
-                    if lost is not None and self._nodes.current != lost:
-                        self.failovers += 1
-                        logger.warning("failed over to RabbitMQ node %s", self.node_in_use)
-                async with connection:
-                    self._connected = True
-                    self._ranges.connection = connection
-                    failures = 0
-                    await self._session(connection)
-                logger.warning(
-                    "the log consumer stopped (connection to %s lost, or the log deleted); "
-                    "restarting",
-                    self.node_in_use,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the one place that decides: fail start-up, else retry
-                if self._startup is not None and not self._startup.done():
-                    self._startup.set_exception(_startup_error(exc, self.settings))
-                    return
-                if isinstance(exc, EventBridgeError):
-                    # A refused login, classic queues: the sentence says what to do.
-                    logger.error("%s; retrying in case it is fixed", exc)  # noqa: TRY400
-                elif isinstance(exc, (*connect.TRANSIENT, aio_pika.exceptions.AMQPError)):
-                    logger.warning("broker connection lost (%s); reconnecting", exc)
-                else:
-                    logger.exception("the log consumer failed; reconnecting")
-            finally:
-                if self._connected:
-                    lost = self._nodes.current
-                    self._nodes.lost()
-                self._connected = False
-                self._synced.clear()
-                self._publisher = None
-                self._ranges.connection = None
-                connection = None
-            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
-            failures += 1
+        await supervise(
+            first,
+            reconnect=self._reconnect,
+            session=self._session,
+            failed=self._failed,
+            ended=self._ended,
+        )
+
+    async def _reconnect(self) -> AbstractConnection:
+        connection = await connect.connect(self._nodes, "bridge", heartbeat=self._heartbeat)
+        self.reconnects += 1
+        if self._lost_node is not None and self._nodes.current != self._lost_node:
+            self.failovers += 1
+            logger.warning("failed over to RabbitMQ node %s", self.node_in_use)
+        return connection
+
+    def _failed(self, exc: Exception) -> bool:
+        """Fail the start-up (True: stop), or log what happened and reconnect."""
+        if self._startup is not None and not self._startup.done():
+            self._startup.set_exception(_startup_error(exc, self.settings))
+            return True
+        if isinstance(exc, EventBridgeError):
+            # A refused login, classic queues: the sentence says what to do.
+            logger.error("%s; retrying in case it is fixed", exc)
+        elif isinstance(exc, (*connect.TRANSIENT, aio_pika.exceptions.AMQPError)):
+            logger.warning("broker connection lost (%s); reconnecting", exc)
+        else:
+            logger.error("the log consumer failed; reconnecting", exc_info=exc)
+        return False
+
+    def _ended(self) -> None:
+        """A connection ended: forget what belonged to it."""
+        if self._connected:
+            self._lost_node = self._nodes.current
+            self._nodes.lost()
+        self._connected = False
+        self._synced.clear()
+        self._publisher = None
+        self._ranges.connection = None
 
     @property
     def node_in_use(self) -> str:
@@ -225,6 +217,8 @@ class LogConsumer:
         return connect.node_of(current) if current is not None else "(none)"
 
     async def _session(self, connection: AbstractConnection) -> None:
+        self._connected = True
+        self._ranges.connection = connection
         session = Session(
             connection,
             self.settings,
@@ -234,6 +228,10 @@ class LogConsumer:
             on_publisher=self._use_publisher,
         )
         await session.run()
+        logger.warning(
+            "the log consumer stopped (connection to %s lost, or the log deleted); restarting",
+            self.node_in_use,
+        )
 
     def _synced_now(self) -> None:
         """The session reached its sync marker: the bridge is consuming live."""

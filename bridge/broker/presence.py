@@ -27,6 +27,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractIncomingMessage
 
 from bridge.broker import connect, topology
+from bridge.broker.supervise import supervise
 from bridge.core.presence import Presence
 from bridge.core.presence_messages import Message
 from bridge.settings import Settings
@@ -39,7 +40,6 @@ EXPIRE_EVERY = 0.5
 """Seconds between two checks for silent replicas."""
 OUTBOX_SIZE = 10_000
 """Changes waiting to be sent; beyond it they are dropped (the next snapshot carries them)."""
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
 
 
 class PresenceLink:
@@ -129,29 +129,18 @@ class PresenceLink:
     # -- the connection ----------------------------------------------------------------------
 
     async def _supervise(self, first: AbstractConnection) -> None:
-        connection: AbstractConnection | None = first
-        failures = 0
-        while True:
-            try:
-                if connection is None:
-                    connection = await connect.connect(
-                        self._nodes, "presence", heartbeat=self._heartbeat
-                    )
-                async with connection:
-                    failures = 0
-                    await self._session(connection)
-            except asyncio.CancelledError:
-                raise
-            except (*connect.TRANSIENT, aio_pika.exceptions.AMQPError) as exc:
-                logger.warning("presence: broker connection lost (%s); reconnecting", exc)
-            except Exception:  # one place decides: log it and reconnect
-                logger.exception("presence: the link failed; reconnecting")
-            finally:
-                self._exchange = None
-                connection = None
-                self._nodes.lost()
-            await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
-            failures += 1
+        await supervise(
+            first,
+            reconnect=lambda: connect.connect(self._nodes, "presence", heartbeat=self._heartbeat),
+            session=self._session,
+            failed=_log_failure,
+            ended=self._ended,
+        )
+
+    def _ended(self) -> None:
+        """The connection ended: nothing is sent until the next one."""
+        self._exchange = None
+        self._nodes.lost()
 
     async def _session(self, connection: AbstractConnection) -> None:
         channel = await connection.channel(publisher_confirms=False)
@@ -203,6 +192,15 @@ class PresenceLink:
 async def _publish(exchange: AbstractExchange, message: Message) -> None:
     body = json.dumps(message, separators=(",", ":")).encode()
     await exchange.publish(aio_pika.Message(body, content_type="application/json"), routing_key="")
+
+
+def _log_failure(exc: Exception) -> bool:
+    """Log why the link's connection ended; never stop (it reconnects)."""
+    if isinstance(exc, (*connect.TRANSIENT, aio_pika.exceptions.AMQPError)):
+        logger.warning("presence: broker connection lost (%s); reconnecting", exc)
+    else:
+        logger.error("presence: the link failed; reconnecting", exc_info=exc)
+    return False
 
 
 def _drop(_: Message) -> None:
