@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from types import TracebackType
 from typing import Self
 
 import aio_pika
@@ -45,12 +44,7 @@ class BrokerFloor:
         await queue.consume(self._received, arguments={"x-stream-offset": "next"})
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self._connection.close()
 
     async def _received(self, message: AbstractIncomingMessage) -> None:
