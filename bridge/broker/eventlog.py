@@ -24,7 +24,7 @@ from bridge.broker.logmessage import LogMessage
 from bridge.broker.timing import LogTail
 from bridge.core.events import DeadLetter, Event, decode
 from bridge.errors import LogUnavailableError
-from bridge.upstream.aiormq import on_consumer_cancelled
+from bridge.upstream.aiormq import deliver_inline, on_consumer_cancelled
 
 logger = logging.getLogger(__name__)
 
@@ -129,12 +129,18 @@ class LogReader:
         await on_consumer_cancelled(self._channel, self._on_close)
         await self._channel.set_qos(prefetch_count=self._prefetch)
         # Consumed on the aiormq channel: no aio-pika `IncomingMessage` and second task per
-        # record (see `bridge.broker.logmessage`).
+        # record (see `bridge.broker.logmessage`), and each delivery taken in the channel's
+        # reader rather than in a task of its own (`deliver_inline`, set up before consuming).
         self._underlay = await self._channel.get_underlay_channel()
-        consumed = await self._underlay.basic_consume(
-            self._log_name, self._on_message, arguments={"x-stream-offset": self._start}
+        tag = f"eventbridge-log-{uuid.uuid4().hex}"
+        deliver_inline(self._underlay, tag, self._take)
+        await self._underlay.basic_consume(
+            self._log_name,
+            self._on_message,
+            arguments={"x-stream-offset": self._start},
+            consumer_tag=tag,
         )
-        self._consumer_tag = consumed.consumer_tag
+        self._consumer_tag = tag
         return self
 
     async def __aexit__(
@@ -156,7 +162,11 @@ class LogReader:
                 logger.debug("log reader channel was already closing", exc_info=True)
 
     async def _on_message(self, message: DeliveredMessage) -> None:
-        # Runs without suspending, so records are queued in delivery order.
+        # aiormq's consumer callback, which `deliver_inline` bypasses for this consumer.
+        self._take(message)
+
+    def _take(self, message: DeliveredMessage) -> None:
+        # Called in the channel's reader, in delivery order; must not raise.
         self._inbox.put_nowait(message)
         if self._tail is not None:
             offset = (message.header.properties.headers or {}).get(OFFSET_HEADER)
