@@ -149,12 +149,20 @@ class Session:
                     # What the broker delivered together is delivered together: one write per
                     # client for the whole batch.
                     with self._hub.batch():
-                        handled = 0
+                        handled, topped_up = 0, False
                         while record is not None:
                             await self._handle(record, writer)
                             await reader.done(record)
                             handled += 1
                             record = reader.ready() if handled < BATCH_RECORDS else None
+                            if record is None and handled > 1 and not topped_up:
+                                # In a burst, one turn of the loop lets the connection parse
+                                # what the socket already holds, for fewer, larger writes (see
+                                # `bridge.broker.ranges.read_batches`). A lone event is not
+                                # held back.
+                                topped_up = True
+                                await asyncio.sleep(0)
+                                record = reader.ready()
             finally:
                 self._on_publisher(None)
                 for task in tasks:
