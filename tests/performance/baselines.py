@@ -28,8 +28,8 @@ import socketio
 import uvicorn
 
 from tests.performance.processes import ChildProcess, CpuMeter, free_port, wait_for_port
+from tests.performance.rawreceiver import RawReceiver
 from tests.performance.receivers import (
-    SocketIOReceiver,
     check,
     close_all,
     last_arrival,
@@ -250,8 +250,8 @@ class SocketIOBaseline:
         """
         room = f"r-{uuid.uuid4().hex[:8]}"
 
-        async def open_one() -> SocketIOReceiver:
-            receiver = SocketIOReceiver("e")
+        async def open_one() -> RawReceiver:
+            receiver = RawReceiver("socketio", "e")
             await receiver.connect(self.url)
             reply = await receiver.call("join", room)
             if reply != {"ok": True}:

@@ -19,10 +19,9 @@ from producers import EventPublisher
 from tests.performance.context import ARTIFACTS, ROOT, Bench, Options, no_gc, settle, wait_below
 from tests.performance.processes import ChildProcess, CpuMeter, free_port, rss_mb, wait_until_ready
 from tests.performance.publisher_child import PublisherProcess, bench_envelope
+from tests.performance.rawreceiver import RawReceiver
 from tests.performance.receivers import (
     Receiver,
-    SocketIOReceiver,
-    WebSocketReceiver,
     check,
     close_all,
     last_arrival,
@@ -37,7 +36,7 @@ async def open_bridge_receivers(port: int, project: str, sio: int, ws: int) -> l
     """Connect `sio` Socket.IO and `ws` native WebSocket clients to one project's room."""
 
     async def open_sio() -> Receiver:
-        receiver = SocketIOReceiver("progress_update")
+        receiver = RawReceiver("socketio", "progress_update")
         await receiver.connect(f"http://127.0.0.1:{port}")
         reply = await receiver.call("join-project", project)
         if not (isinstance(reply, dict) and reply.get("ok")):
@@ -46,7 +45,7 @@ async def open_bridge_receivers(port: int, project: str, sio: int, ws: int) -> l
         return receiver
 
     async def open_ws() -> Receiver:
-        receiver = WebSocketReceiver()
+        receiver = RawReceiver("websocket")
         await receiver.connect(f"ws://127.0.0.1:{port}/ws/ai/{project}")
         await receiver.wait_subscribed()
         return receiver

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from tests.performance.processes import http_json
-from tests.performance.receivers import WebSocketReceiver
+from tests.performance.rawreceiver import RawReceiver
 
 QUIET_PROJECT = "quiet-project"
 LISTEN = 3.0
@@ -30,7 +30,7 @@ async def quiet_resume(port: int, since: int, *, expected: int) -> dict[str, Any
     """
     log = (await http_json(port, "/health"))["log"]
     epoch, head = str(log["epoch"]), int(log["offset"])
-    receiver = WebSocketReceiver()
+    receiver = RawReceiver("websocket")
     await receiver.connect(f"ws://127.0.0.1:{port}/ws")
     try:
         started = time.time()

@@ -105,21 +105,16 @@ def _totals_by_room(connections: list[Connection]) -> dict[str, list[int]]:
     return totals
 
 
-class Connection(asyncio.Protocol):
-    """One WebSocket connection: handshake, then frames."""
+class FrameProtocol(asyncio.Protocol):
+    """One client WebSocket connection by hand: the upgrade request, then the server's frames
+    walked in place in the read buffer (`_text` gets each text frame's bounds; pings are
+    answered). Subclasses say what to send once open (`_opened`) and what a text frame means."""
 
-    def __init__(
-        self, kind: str, room: str, path: str, host: str, stats: Stats, *, sampled: bool = True
-    ) -> None:
-        self.kind, self.room, self.path, self.host, self.stats = kind, room, path, host, stats
-        self.sampled = sampled
-        self.total = 0
+    def __init__(self, path: str, host: str) -> None:
+        self.path, self.host = path, host
         self.buffer = bytearray()
         self.open = False
-        self.joined = asyncio.get_running_loop().create_future()
         self.transport: asyncio.Transport | None = None
-        self.count = 0
-        self.last_seq = -1
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,10 +123,8 @@ class Connection(asyncio.Protocol):
         key = base64.b64encode(os.urandom(16)).decode()
         transport.write(HANDSHAKE.format(path=self.path, host=self.host, key=key).encode())
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:  # noqa: ARG002 - asyncio's signature
         self.closed = True
-        if not self.joined.done():
-            self.joined.set_exception(ConnectionError(f"closed before joining: {exc}"))
 
     def send_text(self, text: str) -> None:
         assert self.transport is not None
@@ -179,6 +172,32 @@ class Connection(asyncio.Protocol):
         self.open = True
         self._opened()
         return True
+
+    def _opened(self) -> None:
+        """The connection is open: send what the client sends first."""
+
+    def _text(self, buffer: bytearray, start: int, end: int) -> None:
+        """One text frame, `buffer[start:end]` (valid only during the call)."""
+
+
+class Connection(FrameProtocol):
+    """One fan-out client: joins its room, then counts and checks the events it gets."""
+
+    def __init__(
+        self, kind: str, room: str, path: str, host: str, stats: Stats, *, sampled: bool = True
+    ) -> None:
+        super().__init__(path, host)
+        self.kind, self.room, self.stats = kind, room, stats
+        self.sampled = sampled
+        self.total = 0
+        self.joined = asyncio.get_running_loop().create_future()
+        self.count = 0
+        self.last_seq = -1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.joined.done():
+            self.joined.set_exception(ConnectionError(f"closed before joining: {exc}"))
 
     def _opened(self) -> None:
         if self.kind == "ws":

@@ -1,24 +1,20 @@
-"""Receiving clients of the live benchmark, and what they prove: completeness, order, latency.
+"""What the benchmarks' receiving clients record, and what it proves: completeness, order,
+latency.
 
 Every client records one `Arrival` per event: when it arrived (`time.time()`), its order key
 (the bridge's `offset`, or the baseline's sequence number), the sender's `data.sent_at` and the
-sender's `data.seq`. Recording is all a client does per event, so the load generator stays cheap.
+sender's `data.seq`. Recording is all a client does per event, so the load generator stays cheap
+(the client itself is `rawreceiver.RawReceiver`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, NamedTuple, TypeVar
-
-import socketio
-import websockets
 
 R = TypeVar("R", bound="Receiver")
 
@@ -30,16 +26,6 @@ class Arrival(NamedTuple):
     offset: int
     sent_at: float
     seq: int
-
-
-def arrival_of(payload: Any, received_at: float) -> Arrival | None:
-    """Read an `Arrival` from an event payload (envelope plus offset), or None if it is not one."""
-    if not isinstance(payload, dict) or "offset" not in payload:
-        return None
-    data = payload.get("data")
-    if not isinstance(data, dict) or "seq" not in data:
-        return None
-    return Arrival(received_at, payload["offset"], data["sent_at"], data["seq"])
 
 
 class Receiver(ABC):
@@ -62,115 +48,6 @@ class Receiver(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Close the connection (bounded)."""
-
-    def _record(self, payload: Any) -> None:
-        arrival = arrival_of(payload, time.time())
-        if arrival is not None:
-            self.arrivals.append(arrival)
-
-
-class SocketIOReceiver(Receiver):
-    """A `socketio.AsyncClient` (WebSocket transport only) recording one event name.
-
-    Args:
-        event: the Socket.IO event name to record.
-    """
-
-    transport = "socketio"
-
-    def __init__(self, event: str) -> None:
-        super().__init__()
-        self.client = socketio.AsyncClient(reconnection=False, handle_sigint=False)
-        self.client.on(event, self._record)
-        self.client.on("bridge-disconnect", self._on_bridge_disconnect)
-        self.client.on("disconnect", self._on_disconnect)
-        self.client.on("resync-required", self._on_resync)
-        self._closing = False
-
-    async def connect(self, url: str, timeout: float = 15) -> None:
-        """Connect over the WebSocket transport."""
-        await self.client.connect(url, transports=["websocket"], wait_timeout=timeout)
-
-    async def call(self, event: str, payload: Any, timeout: float = 15) -> Any:
-        """Emit an event and return the server's acknowledgement."""
-        return await self.client.call(event, payload, timeout=timeout)
-
-    def _on_resync(self, payload: Any) -> None:
-        self.notices.append(payload if isinstance(payload, dict) else {"payload": payload})
-
-    def _on_bridge_disconnect(self, payload: Any) -> None:
-        reason = payload.get("reason") if isinstance(payload, dict) else payload
-        self.closed_reason = f"bridge-disconnect: {reason}"
-
-    def _on_disconnect(self, reason: Any = None) -> None:
-        if not self._closing and self.closed_reason is None:
-            self.closed_reason = f"disconnected: {reason}"
-
-    async def close(self) -> None:
-        """Disconnect (bounded)."""
-        self._closing = True
-        with contextlib.suppress(TimeoutError, OSError, socketio.exceptions.SocketIOError):
-            await asyncio.wait_for(self.client.disconnect(), 10)
-
-
-class WebSocketReceiver(Receiver):
-    """A `websockets` client (no compression) reading JSON text frames until closed."""
-
-    transport = "websocket"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.subscribed = asyncio.Event()
-        self.subscribed_reply: dict[str, Any] | None = None
-        """The first `subscribed` reply, with `received_at` (`time.time()`) added."""
-        self._connection: websockets.ClientConnection | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._closing = False
-
-    async def connect(self, url: str, timeout: float = 15) -> None:
-        """Open the connection and start reading."""
-        self._connection = await websockets.connect(
-            url, compression=None, max_size=2**22, open_timeout=timeout
-        )
-        self._reader = asyncio.create_task(self._read(self._connection))
-
-    async def send(self, message: dict[str, Any]) -> None:
-        """Send one request (a JSON text frame)."""
-        if self._connection is None:
-            raise RuntimeError("the WebSocket client is not connected")
-        await self._connection.send(json.dumps(message))
-
-    async def wait_subscribed(self, timeout: float = 15) -> None:
-        """Wait for the `subscribed` reply of the subscription in the URL."""
-        await asyncio.wait_for(self.subscribed.wait(), timeout)
-
-    async def _read(self, connection: websockets.ClientConnection) -> None:
-        try:
-            async for frame in connection:
-                message = json.loads(frame)
-                if "offset" in message and "id" in message:
-                    self._record(message)
-                elif message.get("type") == "subscribed":
-                    if self.subscribed_reply is None:
-                        self.subscribed_reply = {**message, "received_at": time.time()}
-                    self.subscribed.set()
-                elif message.get("type") == "resync_required":
-                    self.notices.append({**message, "received_at": time.time()})
-        except websockets.ConnectionClosed:
-            pass
-        if not self._closing:
-            self.closed_reason = f"closed: {connection.close_code} {connection.close_reason}"
-
-    async def close(self) -> None:
-        """Close the connection and stop reading (bounded)."""
-        self._closing = True
-        if self._connection is not None:
-            with contextlib.suppress(TimeoutError, OSError, websockets.WebSocketException):
-                await asyncio.wait_for(self._connection.close(), 10)
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
 
 
 async def open_all(opens: Sequence[Callable[[], Awaitable[R]]], concurrency: int = 20) -> list[R]:

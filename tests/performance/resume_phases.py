@@ -47,7 +47,8 @@ from tests.performance.processes import (
     wait_until_ready,
 )
 from tests.performance.publisher_child import bench_envelope
-from tests.performance.receivers import Receiver, SocketIOReceiver, WebSocketReceiver
+from tests.performance.rawreceiver import RawReceiver
+from tests.performance.receivers import Receiver
 
 SOURCE = "bench-resume"
 EVENT_TYPE = "progress_update"
@@ -463,33 +464,30 @@ def check_resume(receiver: Receiver, segment: Segment) -> ResumeCheck:
     )
 
 
-async def open_receiver(port: int, transport: Transport) -> Receiver:
+async def open_receiver(port: int, transport: Transport) -> RawReceiver:
     """Connect one client that is in no room yet."""
+    receiver = RawReceiver(transport, EVENT_TYPE)
     if transport == "socketio":
-        sio = SocketIOReceiver(EVENT_TYPE)
-        await sio.connect(f"http://127.0.0.1:{port}")
-        return sio
-    ws = WebSocketReceiver()
-    await ws.connect(f"ws://127.0.0.1:{port}/ws")
-    return ws
+        await receiver.connect(f"http://127.0.0.1:{port}")
+    else:
+        await receiver.connect(f"ws://127.0.0.1:{port}/ws")
+    return receiver
 
 
-async def request_resume(receiver: Receiver, segment: Segment) -> float | None:
+async def request_resume(receiver: RawReceiver, segment: Segment) -> float | None:
     """Send the resuming join; return when its reply arrived (`time.time()`), if known yet.
 
     Socket.IO: `join-project` with `since` and `epoch`, the ack awaited. Native WebSocket:
     `subscribe` with the same; its `subscribed` reply is recorded by the reader.
     """
     request = {"project_id": segment.project, "since": segment.since, "epoch": segment.epoch}
-    if isinstance(receiver, SocketIOReceiver):
+    if receiver.transport == "socketio":
         ack = await receiver.call("join-project", request)
         if not (isinstance(ack, dict) and ack.get("ok")):
             raise RuntimeError(f"join-project was refused: {ack!r}")
         return time.time()
-    if isinstance(receiver, WebSocketReceiver):
-        await receiver.send({"type": "subscribe", **request})
-        return None
-    raise TypeError(f"unknown receiver {receiver!r}")
+    await receiver.send({"type": "subscribe", **request})
+    return None
 
 
 async def wait_caught_up(receiver: Receiver, expected: int, *, stall: float, limit: float) -> None:
@@ -540,7 +538,7 @@ async def catch_up(
         await asyncio.sleep(0.2)
     finally:
         await receiver.close()
-    if isinstance(receiver, WebSocketReceiver) and receiver.subscribed_reply is not None:
+    if receiver.subscribed_reply is not None:
         replied = float(receiver.subscribed_reply["received_at"])
     arrivals = receiver.arrivals
     last = arrivals[min(len(arrivals), segment.events) - 1].received_at if arrivals else None
