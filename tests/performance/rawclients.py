@@ -53,8 +53,8 @@ def client_frame(payload: bytes, opcode: int = 0x1) -> bytes:
     return header + b"\0\0\0\0" + payload
 
 
-SEQ = re.compile(rb'"seq":(\d+)')
-SENT_AT = re.compile(rb'"sent_at":([0-9.eE+-]+)')
+SEQ = re.compile(rb'"seq":\s*(\d+)')
+SENT_AT = re.compile(rb'"sent_at":\s*([0-9.eE+-]+)')
 MAX_SKIPPED = 100_000
 
 

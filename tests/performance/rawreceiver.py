@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 from tests.performance.rawclients import SENT_AT, SEQ, FrameProtocol, client_frame
 from tests.performance.receivers import Arrival, Receiver
 
-OFFSET = re.compile(rb'"offset":(\d+)')
+OFFSET = re.compile(rb'"offset":\s*(\d+)')
 ENGINEIO_PATH = "/socket.io/?EIO=4&transport=websocket"
 
 
@@ -119,7 +119,7 @@ class RawReceiver(Receiver):
 
     # -- what the protocol read -------------------------------------------------------------------
 
-    def _websocket_frame(self, buffer: bytearray, start: int, end: int) -> None:
+    def on_websocket_frame(self, buffer: bytearray, start: int, end: int) -> None:
         if SEQ.search(buffer, start, end) is not None:
             arrival = arrival_in(buffer, start, end, time.time())
             if arrival is not None:
@@ -134,7 +134,7 @@ class RawReceiver(Receiver):
         elif kind == "resync_required":
             self.notices.append({**message, "received_at": time.time()})
 
-    def _socketio_event(self, buffer: bytearray, start: int, end: int) -> None:
+    def on_socketio_event(self, buffer: bytearray, start: int, end: int) -> None:
         if buffer.startswith(self._event_prefix, start, end):
             arrival = arrival_in(buffer, start, end, time.time())
             if arrival is not None:
@@ -148,7 +148,7 @@ class RawReceiver(Receiver):
             reason = payload.get("reason") if isinstance(payload, dict) else payload
             self.closed_reason = f"bridge-disconnect: {reason}"
 
-    def _socketio_ack(self, packet: bytes) -> None:
+    def on_socketio_ack(self, packet: bytes) -> None:
         digits = re.match(rb"43(\d+)", packet)
         if digits is None:
             return
@@ -157,7 +157,7 @@ class RawReceiver(Receiver):
             args = json.loads(packet[digits.end() :])
             answer.set_result(args[0] if args else None)
 
-    def _lost(self, why: str) -> None:
+    def on_lost(self, why: str) -> None:
         if not self._closing and self.closed_reason is None:
             self.closed_reason = why
         for answer in self._acks.values():
@@ -178,7 +178,7 @@ class _Protocol(FrameProtocol):
         why = f"disconnected: {exc or 'closed by the server'}"
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(why))
-        self.owner._lost(why)
+        self.owner.on_lost(why)
 
     def _opened(self) -> None:
         if self.owner.transport == "websocket":
@@ -187,9 +187,9 @@ class _Protocol(FrameProtocol):
     def _text(self, buffer: bytearray, start: int, end: int) -> None:
         owner = self.owner
         if owner.transport == "websocket":
-            owner._websocket_frame(buffer, start, end)
+            owner.on_websocket_frame(buffer, start, end)
         elif buffer.startswith(b"42", start, end):
-            owner._socketio_event(buffer, start, end)
+            owner.on_socketio_event(buffer, start, end)
         else:
             self._engineio(bytes(buffer[start:end]))
 
@@ -203,8 +203,8 @@ class _Protocol(FrameProtocol):
             if not self.ready.done():
                 self.ready.set_result(None)
         elif packet.startswith(b"43"):
-            self.owner._socketio_ack(packet)
+            self.owner.on_socketio_ack(packet)
         elif packet.startswith(b"44") and not self.ready.done():
             self.ready.set_exception(ConnectionError(f"connect refused: {packet[2:]!r}"))
         elif packet.startswith(b"41"):
-            self.owner._lost("disconnected by the server")
+            self.owner.on_lost("disconnected by the server")
