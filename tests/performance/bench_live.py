@@ -6,12 +6,15 @@ root (tests/performance/README.md says what each figure means). In this order it
 1. baseline A: aio-pika publish (pipelined confirms) into a fresh stream queue, then consume
    from offset "first" (prefetch 1000, `ack(multiple=True)` every 100);
 2. baseline B: a stock python-socketio server (child process) emitting N events to a room of
-   1 and of C `socketio.AsyncClient`s;
+   1 and of C raw Engine.IO clients (`rawreceiver.py`, the same clients as the bridge's);
 3. eventbridge (`eventbridge serve` as a child process), for 1 and C clients of each transport:
    bursts (N events, one SDK `publish_batch` from a publisher child process), drains (the same
    batch published while the bridge is stopped, then timed from SIGCONT: the bridge's own
    rate), and paced runs for latency at a sustainable rate. Every client must get every event
    once, in rising offset order.
+
+With `--rounds N`, baseline A and the eventbridge measurements are repeated N times and every
+ratio is reported per round and as the median over the rounds.
 
 It prints a table and the ratios to the baselines, writes `test-artifacts/bench_live.json`,
 and exits 1 if any client lost, duplicated or reordered an event or was disconnected, 2 if the
@@ -118,6 +121,28 @@ async def run_baseline_b(bench: Bench) -> None:
 # -- running -----------------------------------------------------------------------------------
 
 
+async def run_rounds(bench: Bench) -> None:
+    """The measurements, once per round (`--rounds`); every row says its round."""
+    options = bench.options
+    for number in range(options.rounds):
+        bench.round, first_row = number, len(bench.rows)
+        if options.rounds > 1:
+            print(f"round {number + 1} of {options.rounds}", flush=True)
+        if options.selected("A aio-pika"):
+            await run_baseline_a(bench)
+        if number == 0 and options.selected("B python-socketio emit"):
+            await run_baseline_b(bench)
+        if options.metrics_off_ref:
+            every = options.scrape_interval or 1.0
+            await run_metrics_comparison(
+                bench, options.metrics_off_ref, options.metrics_rounds, every
+            )
+        else:
+            await run_bridge_phases(bench, scrape=options.scrape_interval)
+        for row in bench.rows[first_row:]:
+            row["round"] = number
+
+
 async def run(options: Options) -> int:
     """Run every measurement, clean up the broker, and report."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -134,17 +159,7 @@ async def run(options: Options) -> int:
     print(f"bench_live: prefix {bench.prefix}, {options.events} events, {options.clients} clients")
     error: str | None = None
     try:
-        if options.selected("A aio-pika"):
-            await run_baseline_a(bench)
-        if options.selected("B python-socketio emit"):
-            await run_baseline_b(bench)
-        if options.metrics_off_ref:
-            every = options.scrape_interval or 1.0
-            await run_metrics_comparison(
-                bench, options.metrics_off_ref, options.metrics_rounds, every
-            )
-        else:
-            await run_bridge_phases(bench, scrape=options.scrape_interval)
+        await run_rounds(bench)
     except asyncio.CancelledError:
         error = "interrupted"
         if main_task is not None:
@@ -154,7 +169,7 @@ async def run(options: Options) -> int:
     finally:
         try:
             failed = await delete_prefix(
-                options.amqp_url, bench.prefix, extra_queues=[bench.baseline_queue]
+                options.amqp_url, bench.prefix, extra_queues=bench.baseline_queues
             )
         except (OSError, TimeoutError) as exc:
             failed = [f"everything ({exc})"]
@@ -225,6 +240,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--metrics-rounds", type=int, default=2, help="rounds of that comparison (default 2)"
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="measure baseline A and the eventbridge phases N times, one after the other, and "
+        "report each ratio per round and its median (baseline B runs once); one run's ratio "
+        "swings with the broker's own pace",
+    )
+    parser.add_argument(
         "--scrape-interval",
         type=float,
         default=0.0,
@@ -235,6 +259,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
     events = args.events if args.events is not None else (1000 if args.quick else 5000)
     if events < 1 or args.clients < 2:
         parser.error("--events must be at least 1 and --clients at least 2")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    if args.rounds > 1 and args.metrics_off_ref:
+        parser.error("--rounds and --metrics-off-ref do not combine: the comparison has its own")
     return Options(
         events=events,
         clients=args.clients,
@@ -253,6 +281,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         metrics_off_ref=args.metrics_off_ref,
         metrics_rounds=max(1, args.metrics_rounds),
         scrape_interval=args.scrape_interval,
+        rounds=args.rounds,
     )
 
 

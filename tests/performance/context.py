@@ -44,6 +44,7 @@ class Options:
     metrics_off_ref: str | None = None
     metrics_rounds: int = 2
     scrape_interval: float = 0.0
+    rounds: int = 1
 
     def selected(self, label: str) -> bool:
         """Whether a measurement (by its label) is to run: all unless `--only` narrows them."""
@@ -59,11 +60,20 @@ class Bench:
     broker_pid: int | None = field(default_factory=find_broker_pid)
     rows: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    round: int = 0
+    """The round being measured (`--rounds`), from 0."""
 
     @property
     def baseline_queue(self) -> str:
-        """The stream queue of baseline A."""
-        return f"{self.prefix}.baseline-a"
+        """The stream queue of baseline A in this round (a fresh one each round)."""
+        return f"{self.prefix}.baseline-a" + (f"-{self.round}" if self.round else "")
+
+    @property
+    def baseline_queues(self) -> list[str]:
+        """The stream queues of baseline A of every round so far."""
+        return [f"{self.prefix}.baseline-a"] + [
+            f"{self.prefix}.baseline-a-{n}" for n in range(1, self.round + 1)
+        ]
 
     def pids(self) -> dict[str, int | None]:
         """The processes whose CPU is accounted besides the server under test."""

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -25,31 +26,40 @@ def _find(rows: list[dict[str, Any]], kind: str, **match: Any) -> dict[str, Any]
     return None
 
 
-def ratios(bench: Bench) -> dict[str, float]:
-    """eventbridge figures divided by the baselines of the same run."""
-    rows, result = bench.rows, {}
-    consume = _find(rows, "baseline-a-consume")
-    publish = _find(rows, "baseline-a-publish")
-    emit_many = _find(rows, "baseline-b", clients=bench.options.clients)
-    emit_one = _find(rows, "baseline-b", clients=1)
-    for row in rows:
-        if row.get("kind") not in ("burst", "drain"):
-            continue
-        label = f"{row['phase']}, {row['clients']} client(s)"
-        if consume is not None:
-            result[f"{label}: events/s ÷ aio-pika consume"] = (
-                row["events_per_s"] / consume["events_per_s"]
-            )
-        baseline = emit_many if row["clients"] == bench.options.clients else emit_one
-        if baseline is not None and row["socketio_clients"] == row["clients"]:
-            result[f"{label}: deliveries/s ÷ python-socketio emit"] = (
-                row["deliveries_per_s"] / baseline["deliveries_per_s"]
-            )
-        if publish is not None and row.get("publish_rate") is not None:
-            result[f"{label}: SDK publish_batch rate ÷ aio-pika publish"] = (
-                row["publish_rate"] / publish["events_per_s"]
-            )
+def ratios_by_round(bench: Bench) -> dict[str, list[float]]:
+    """eventbridge figures divided by the baselines of the same round (`--rounds`), one value
+    per round; baseline B, measured once, serves every round."""
+    result: dict[str, list[float]] = {}
+    emit_many = _find(bench.rows, "baseline-b", clients=bench.options.clients)
+    emit_one = _find(bench.rows, "baseline-b", clients=1)
+    for number in sorted({row.get("round", 0) for row in bench.rows}):
+        rows = [row for row in bench.rows if row.get("round", 0) == number]
+        consume = _find(rows, "baseline-a-consume")
+        publish = _find(rows, "baseline-a-publish")
+        for row in rows:
+            if row.get("kind") not in ("burst", "drain"):
+                continue
+            label = f"{row['phase']}, {row['clients']} client(s)"
+            if consume is not None:
+                result.setdefault(f"{label}: events/s ÷ aio-pika consume", []).append(
+                    row["events_per_s"] / consume["events_per_s"]
+                )
+            baseline = emit_many if row["clients"] == bench.options.clients else emit_one
+            if baseline is not None and row["socketio_clients"] == row["clients"]:
+                result.setdefault(f"{label}: deliveries/s ÷ python-socketio emit", []).append(
+                    row["deliveries_per_s"] / baseline["deliveries_per_s"]
+                )
+            if publish is not None and row.get("publish_rate") is not None:
+                result.setdefault(f"{label}: SDK publish_batch rate ÷ aio-pika publish", []).append(
+                    row["publish_rate"] / publish["events_per_s"]
+                )
     return result
+
+
+def ratios(bench: Bench) -> dict[str, float]:
+    """eventbridge figures divided by the baselines of the same run: the median over the
+    rounds when there were several."""
+    return {label: statistics.median(values) for label, values in ratios_by_round(bench).items()}
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -82,9 +92,10 @@ def table(bench: Bench) -> str:
     for row in bench.rows:
         latency = (row.get("latency_ms") or {}).get("all") or {}
         result: Check | None = row.get("check")
+        several = bench.options.rounds > 1
         lines.append(
             (
-                row["phase"],
+                f"{row['phase']} (round {row.get('round', 0) + 1})" if several else row["phase"],
                 "-" if row.get("clients") is None else str(row["clients"]),
                 str(row["events"]),
                 _number(row["wall_seconds"], 2),
@@ -187,6 +198,7 @@ def write_json(bench: Bench, error: str | None) -> Path:
         "environment": environment(),
         "results": rows,
         "ratios": ratios(bench),
+        "ratios_by_round": ratios_by_round(bench),
         "losses": losses(bench),
         "info": {k: v for k, v in bench.info.items() if k != "started_at"},
         "error": error,
@@ -206,8 +218,12 @@ def report(bench: Bench, error: str | None) -> int:
     print()
     print(table(bench))
     print()
-    for label, value in ratios(bench).items():
-        print(f"  {label}: {value:.2f}")
+    for label, values in ratios_by_round(bench).items():
+        if len(values) == 1:
+            print(f"  {label}: {values[0]:.2f}")
+        else:
+            each = " / ".join(f"{value:.2f}" for value in values)
+            print(f"  {label}: median {statistics.median(values):.2f} of {len(values)} ({each})")
     disturbed = [
         row["phase"]
         for row in bench.rows
