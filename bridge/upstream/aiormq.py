@@ -89,11 +89,12 @@ def deliver_inline(
     aiormq's channel reader reads a `Basic.Deliver`'s content header and body frames and then
     starts a task for the consumer callback; for the log reader, whose callback only queues the
     delivery, that task cost 8-10 µs of about 52 µs per record taken in (tests/performance/
-    README.md, "Inline deliveries, fuller batches, a raw in-process client"). This replaces the channel instance's `_on_deliver_frame`
-    with one that reads the same frames the same way and calls `take` at once. Call it before
-    `basic_consume` with the same tag, so no delivery goes the other way. Deliveries to any
-    other consumer of the channel still go through aiormq's own handler. `take` must not raise:
-    an exception would end the channel's reader, and the channel with it.
+    README.md, "Inline deliveries, fuller batches, a raw in-process client"). This replaces the
+    channel instance's `_on_deliver_frame` with one that reads the same frames the same way and
+    calls `take` at once. Call it before `basic_consume` with the same tag, so no delivery goes
+    the other way. Deliveries to any other consumer of the channel still go through aiormq's own
+    handler. `take` must not raise: an exception would end the channel's reader, and the channel
+    with it.
     """
     own = channel._on_deliver_frame  # type: ignore[attr-defined]
     get_frame = channel._get_frame  # type: ignore[attr-defined]
