@@ -251,6 +251,144 @@ var PresenceBook = class {
   }
 };
 
+// src/waiters.ts
+var JoinWaiters = class {
+  #waiters = /* @__PURE__ */ new Map();
+  /** A promise of the room's next join (never an unhandled rejection if ignored). */
+  wait(room) {
+    const joined = new Promise((resolve, reject) => {
+      const list = this.#waiters.get(room) ?? [];
+      list.push({ resolve, reject });
+      this.#waiters.set(room, list);
+    });
+    joined.catch(() => void 0);
+    return joined;
+  }
+  resolve(room, join) {
+    const list = this.#waiters.get(room);
+    this.#waiters.delete(room);
+    for (const waiter of list ?? []) waiter.resolve(join);
+  }
+  reject(room, error) {
+    const list = this.#waiters.get(room);
+    this.#waiters.delete(room);
+    for (const waiter of list ?? []) waiter.reject(error);
+  }
+  /** Reject every pending join with `error`. */
+  rejectAll(error) {
+    for (const room of [...this.#waiters.keys()]) this.reject(room, error);
+  }
+};
+var ConnectedWaiters = class {
+  #wakers = /* @__PURE__ */ new Set();
+  /** Resolves at the next `wake()`, or rejects with `ConnectionClosedError` after `timeoutMs`. */
+  wait(timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#wakers.delete(wake);
+        reject(new ConnectionClosedError(`not connected within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const wake = () => {
+        clearTimeout(timer);
+        this.#wakers.delete(wake);
+        resolve();
+      };
+      this.#wakers.add(wake);
+    });
+  }
+  wake() {
+    for (const wake of [...this.#wakers]) wake();
+  }
+};
+function within(promise, timeoutMs, message) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new TimeoutError(message)), timeoutMs);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error) => (clearTimeout(timer), reject(error))
+    );
+  });
+}
+
+// src/requests.ts
+async function emitOn(current, connected, name, payload, timeoutMs) {
+  const started = Date.now();
+  await (current()?.ready ? Promise.resolve() : connected.wait(timeoutMs));
+  const transport = current()?.transport;
+  if (!transport?.emit) {
+    throw new UnsupportedError(
+      `${name} is a Socket.IO event: the native WebSocket protocol has no client events; use transport: "socketio"`
+    );
+  }
+  return transport.emit(name, payload, Math.max(1, timeoutMs - (Date.now() - started)));
+}
+var PresenceStates = class {
+  // project → `set` calls waiting for its join
+  constructor(host) {
+    this.host = host;
+  }
+  host;
+  #wanted = /* @__PURE__ */ new Map();
+  #waiting = /* @__PURE__ */ new Map();
+  /**
+   * Set (null: clear) the state in `project` and keep it for later connections. Waits for the
+   * room's join first, within `timeoutMs`; resolves with the state the bridge set. Rejects with
+   * `RequestError` when refused (`not_joined`, `too_large`, `rate_limited`: the state is then
+   * not kept), `TimeoutError` or `ConnectionClosedError` (kept: set once joined again).
+   */
+  async set(project, state, timeoutMs) {
+    const room = `project:${project}`;
+    if (!this.host.subscribed(room)) {
+      throw new RequestError("not_joined", `subscribe to ${room} before setting a state in it`, "presence_update");
+    }
+    if (state !== null && (typeof state !== "object" || Array.isArray(state))) {
+      throw new TypeError("a presence state is a plain JSON object, or null to clear it");
+    }
+    if (state === null) this.#wanted.delete(project);
+    else this.#wanted.set(project, state);
+    const started = Date.now();
+    if (!this.host.joinedOn(room)) {
+      this.#waiting.set(project, (this.#waiting.get(project) ?? 0) + 1);
+      try {
+        await within(this.host.nextJoin(room), timeoutMs, `${room} not joined within ${timeoutMs} ms`);
+      } finally {
+        const left = (this.#waiting.get(project) ?? 1) - 1;
+        if (left > 0) this.#waiting.set(project, left);
+        else this.#waiting.delete(project);
+      }
+    }
+    const transport = this.host.joinedOn(room);
+    if (!transport?.setPresence) throw new UnsupportedError("this transport cannot set a presence state");
+    try {
+      return await transport.setPresence(project, state, Math.max(1, timeoutMs - (Date.now() - started)));
+    } catch (error) {
+      this.#refused(project, state, error);
+      throw error;
+    }
+  }
+  /** A connection joined `room`: set the state wanted there again (unless a waiting `set` is
+   * about to); a refusal is reported while `current()` says the connection is still in use. */
+  rejoined(transport, room, current) {
+    const project = room.startsWith("project:") ? room.slice("project:".length) : null;
+    const state = project === null ? void 0 : this.#wanted.get(project);
+    if (project === null || state === void 0 || this.#waiting.has(project)) return;
+    transport.setPresence?.(project, state, 1e4).catch((error) => {
+      this.#refused(project, state, error);
+      if (current()) this.host.report(error);
+    });
+  }
+  /** The application left `room`: its state is not set again. */
+  forget(room) {
+    if (room.startsWith("project:")) this.#wanted.delete(room.slice("project:".length));
+  }
+  /** A refused state (too large, rate limited, ...) is not set again after a reconnect. */
+  #refused(project, state, error) {
+    if (error instanceof RequestError && state !== null && this.#wanted.get(project) === state) {
+      this.#wanted.delete(project);
+    }
+  }
+};
+
 // src/resume.ts
 var ResumeBook = class {
   constructor(store, report) {
@@ -644,6 +782,14 @@ var SocketIOTransport = class {
     });
   }
   emit(name, payload, timeoutMs) {
+    return this.#ask(name, payload, timeoutMs);
+  }
+  async setPresence(project, state, timeoutMs) {
+    const ack = await this.#ask("presence-update", { project_id: project, state }, timeoutMs);
+    return ack.state ?? null;
+  }
+  /** Emit a request and resolve with its successful acknowledgement. */
+  #ask(name, payload, timeoutMs) {
     return new Promise((resolve, reject) => {
       const socket = this.#socket;
       if (this.#done || !socket || !this.#ready) {
@@ -777,14 +923,40 @@ var WebSocketTransport = class {
     const target = room === ACTIVITY_FEED ? { room } : { project_id: room.slice("project:".length) };
     this.#send({ type: "unsubscribe", ...target }, room);
   }
+  setPresence(project, state, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      const socket = this.#socket;
+      if (this.#done || !this.#ready || !socket || socket.readyState !== 1) {
+        reject(new ConnectionClosedError("presence_update not sent: not connected"));
+        return;
+      }
+      const request = { type: "presence_update" };
+      const timer = setTimeout(() => {
+        request.answer = void 0;
+        reject(new TimeoutError(`presence_update not answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      request.answer = {
+        resolve: (value) => (clearTimeout(timer), resolve(value)),
+        reject: (error) => (clearTimeout(timer), reject(error))
+      };
+      this.#pending.push(request);
+      socket.send(JSON.stringify({ type: "presence_update", project_id: project, state }));
+    });
+  }
   close() {
     if (this.#done) return;
     this.#done = true;
     this.#stopPinging();
+    this.#failPending();
     try {
       this.#socket?.close(1e3, "client closed");
     } catch {
     }
+  }
+  /** Reject the presence requests still waiting: their connection is gone. */
+  #failPending() {
+    const error = new ConnectionClosedError("the connection closed before presence_update was answered");
+    for (const request of this.#pending.splice(0)) request.answer?.reject(error);
   }
   #send(message, room) {
     const socket = this.#socket;
@@ -834,6 +1006,9 @@ var WebSocketTransport = class {
       case "unsubscribed":
         this.#pending.shift();
         return;
+      case "presence_state":
+        this.#pending.shift()?.answer?.resolve(frame.state ?? null);
+        return;
       case "request_error": {
         const error = frame;
         if (error.request === "auth") {
@@ -841,7 +1016,11 @@ var WebSocketTransport = class {
           return;
         }
         const request = this.#pending.shift();
-        if (request?.type === "subscribe" && request.room) {
+        if (request?.type === "presence_update") {
+          const refused = new RequestError(error.code, error.message, "presence_update");
+          if (request.answer) request.answer.reject(refused);
+          else this.events.requestError(error.code, error.message, "presence_update");
+        } else if (request?.type === "subscribe" && request.room) {
           this.events.joinRefused(request.room, error.code, error.message);
         } else {
           this.events.requestError(error.code, error.message, error.request ?? request?.type ?? null);
@@ -860,6 +1039,7 @@ var WebSocketTransport = class {
     if (this.#done) return;
     this.#done = true;
     this.#stopPinging();
+    this.#failPending();
     let reason;
     if (code === AUTH_CLOSE_CODE) {
       const [head = "auth_required", ...rest] = text.split(": ");
@@ -885,56 +1065,6 @@ function transportFactory(options) {
   return transport === "socketio" ? socketioTransport(options.socketio) : websocketTransport(options.websocket);
 }
 
-// src/waiters.ts
-var JoinWaiters = class {
-  #waiters = /* @__PURE__ */ new Map();
-  /** A promise of the room's next join (never an unhandled rejection if ignored). */
-  wait(room) {
-    const joined = new Promise((resolve, reject) => {
-      const list = this.#waiters.get(room) ?? [];
-      list.push({ resolve, reject });
-      this.#waiters.set(room, list);
-    });
-    joined.catch(() => void 0);
-    return joined;
-  }
-  resolve(room, join) {
-    const list = this.#waiters.get(room);
-    this.#waiters.delete(room);
-    for (const waiter of list ?? []) waiter.resolve(join);
-  }
-  reject(room, error) {
-    const list = this.#waiters.get(room);
-    this.#waiters.delete(room);
-    for (const waiter of list ?? []) waiter.reject(error);
-  }
-  /** Reject every pending join with `error`. */
-  rejectAll(error) {
-    for (const room of [...this.#waiters.keys()]) this.reject(room, error);
-  }
-};
-var ConnectedWaiters = class {
-  #wakers = /* @__PURE__ */ new Set();
-  /** Resolves at the next `wake()`, or rejects with `ConnectionClosedError` after `timeoutMs`. */
-  wait(timeoutMs) {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#wakers.delete(wake);
-        reject(new ConnectionClosedError(`not connected within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const wake = () => {
-        clearTimeout(timer);
-        this.#wakers.delete(wake);
-        resolve();
-      };
-      this.#wakers.add(wake);
-    });
-  }
-  wake() {
-    for (const wake of [...this.#wakers]) wake();
-  }
-};
-
 // src/client.ts
 var EventBridgeClient = class extends ClientSurface {
   #url;
@@ -954,6 +1084,12 @@ var EventBridgeClient = class extends ClientSurface {
   #waiters = new JoinWaiters();
   #connectedWaiters = new ConnectedWaiters();
   #presence = new PresenceBook();
+  #presenceStates = new PresenceStates({
+    subscribed: (room) => this.#rooms.includes(room),
+    joinedOn: (room) => this.#conn?.rooms.get(room)?.join ? this.#conn.transport : null,
+    nextJoin: (room) => this.#waiters.wait(room),
+    report: (error) => this.report(error)
+  });
   constructor(options) {
     super(options);
     this.#options = options;
@@ -982,6 +1118,13 @@ var EventBridgeClient = class extends ClientSurface {
   /** The members of a project as last heard (empty before its room's list arrived). */
   presence(project) {
     return this.#presence.members(project);
+  }
+  /**
+   * Set (with null clear) this client's presence state in a subscribed project, kept and set
+   * again on every reconnect (docs/client-library.md, "Presence"); resolves with the state set.
+   */
+  setPresence(project, state, { timeoutMs = 1e4 } = {}) {
+    return this.#presenceStates.set(project, state, timeoutMs);
   }
   // ---- rooms ------------------------------------------------------------------------------------
   /**
@@ -1014,6 +1157,7 @@ var EventBridgeClient = class extends ClientSurface {
   unsubscribe(target) {
     const room = roomName(target);
     this.#rooms = this.#rooms.filter((item) => item !== room);
+    this.#presenceStates.forget(room);
     this.#waiters.reject(room, new ConnectionClosedError(`unsubscribed from ${room}`));
     this.#conn?.leave(room);
     this.#updateStatus();
@@ -1048,16 +1192,8 @@ var EventBridgeClient = class extends ClientSurface {
    * `TimeoutError` without an acknowledgement in time (send it again: it may or may not have
    * been published).
    */
-  async emit(name, payload, { timeoutMs = 1e4 } = {}) {
-    const started = Date.now();
-    await (this.#conn?.ready ? Promise.resolve() : this.#connectedWaiters.wait(timeoutMs));
-    const transport = this.#conn?.transport;
-    if (!transport?.emit) {
-      throw new UnsupportedError(
-        `${name} is a Socket.IO event: the native WebSocket protocol has no client events; use transport: "socketio"`
-      );
-    }
-    return transport.emit(name, payload, Math.max(1, timeoutMs - (Date.now() - started)));
+  emit(name, payload, { timeoutMs = 1e4 } = {}) {
+    return emitOn(() => this.#conn, this.#connectedWaiters, name, payload, timeoutMs);
   }
   // ---- internals: connecting ------------------------------------------------------------------
   #restart(reason) {
@@ -1171,6 +1307,7 @@ var EventBridgeClient = class extends ClientSurface {
     this.#resume.save();
     this.listeners.joined.call(join);
     this.#waiters.resolve(reply.room, join);
+    this.#presenceStates.rejoined(conn.transport, reply.room, () => this.#conn === conn);
     if (conn.allJoined) this.#retry.attempt = 0;
     this.#updateStatus();
   }

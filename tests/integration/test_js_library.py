@@ -47,7 +47,7 @@ async def run(*command: str, env: dict[str, str], timeout: float) -> tuple[int, 
 async def test_client_library_node_suite_passes(amqp_url: str) -> None:
     """The library builds, and its Node suite (both transports against real bridges: every
     event type typed, restarts with 0 lost and 0 duplicates, token refresh, resync, client
-    events, tsc checks, stale bundle and types) passes."""
+    events, presence and presence states, tsc checks, stale bundle and types) passes."""
     node = shutil.which("node")
     if node is None:
         pytest.fail(

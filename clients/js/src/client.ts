@@ -3,7 +3,7 @@
 
 import { RetryTimer } from "./backoff.js";
 import { afterClose, Connection } from "./connection.js";
-import { AuthError, ConnectionClosedError, EventBridgeError, RequestError, UnsupportedError } from "./errors.js";
+import { AuthError, ConnectionClosedError, EventBridgeError, RequestError } from "./errors.js";
 import {
   ACTIVITY_FEED,
   countingRoom,
@@ -17,6 +17,7 @@ import {
 import type { PresenceMember, ResyncNotice } from "./generated/schemas.js";
 import type { ClientOptions, ConnectionStatus, JoinInfo, TokenRequest } from "./options.js";
 import { PresenceBook } from "./presence.js";
+import { emitOn, PresenceStates } from "./requests.js";
 import { ResumeBook } from "./resume.js";
 import { applyJoin, applyResync, enterPhase, progress, type Phase, type RoomState } from "./rooms.js";
 import { defaultStore, type ResumeState } from "./store.js";
@@ -28,6 +29,7 @@ import type {
   Grant,
   JoinReply,
   PresenceMessage,
+  PresenceState,
   TransportFactory,
 } from "./transports/types.js";
 import { ConnectedWaiters, JoinWaiters } from "./waiters.js";
@@ -49,6 +51,12 @@ export class EventBridgeClient extends ClientSurface {
   readonly #waiters = new JoinWaiters();
   readonly #connectedWaiters = new ConnectedWaiters();
   readonly #presence = new PresenceBook();
+  readonly #presenceStates = new PresenceStates({
+    subscribed: (room) => this.#rooms.includes(room),
+    joinedOn: (room) => (this.#conn?.rooms.get(room)?.join ? this.#conn.transport : null),
+    nextJoin: (room) => this.#waiters.wait(room),
+    report: (error) => this.report(error),
+  });
 
   constructor(options: ClientOptions) {
     super(options);
@@ -86,6 +94,18 @@ export class EventBridgeClient extends ClientSurface {
     return this.#presence.members(project);
   }
 
+  /**
+   * Set (with null clear) this client's presence state in a subscribed project, kept and set
+   * again on every reconnect (docs/client-library.md, "Presence"); resolves with the state set.
+   */
+  setPresence(
+    project: string,
+    state: PresenceState | null,
+    { timeoutMs = 10_000 }: { timeoutMs?: number } = {},
+  ): Promise<PresenceState | null> {
+    return this.#presenceStates.set(project, state, timeoutMs);
+  }
+
   // ---- rooms ------------------------------------------------------------------------------------
 
   /**
@@ -121,6 +141,7 @@ export class EventBridgeClient extends ClientSurface {
   unsubscribe(target: RoomTarget): void {
     const room = roomName(target);
     this.#rooms = this.#rooms.filter((item) => item !== room);
+    this.#presenceStates.forget(room);
     this.#waiters.reject(room, new ConnectionClosedError(`unsubscribed from ${room}`));
     this.#conn?.leave(room);
     this.#updateStatus();
@@ -160,21 +181,12 @@ export class EventBridgeClient extends ClientSurface {
    * `TimeoutError` without an acknowledgement in time (send it again: it may or may not have
    * been published).
    */
-  async emit<N extends ClientEventName>(
+  emit<N extends ClientEventName>(
     name: N,
     payload: ClientEvents[N],
     { timeoutMs = 10_000 }: { timeoutMs?: number } = {},
   ): Promise<ClientEventAck> {
-    const started = Date.now();
-    await (this.#conn?.ready ? Promise.resolve() : this.#connectedWaiters.wait(timeoutMs));
-    const transport = this.#conn?.transport;
-    if (!transport?.emit) {
-      throw new UnsupportedError(
-        `${name} is a Socket.IO event: the native WebSocket protocol has no client events; ` +
-          'use transport: "socketio"',
-      );
-    }
-    return transport.emit(name, payload, Math.max(1, timeoutMs - (Date.now() - started)));
+    return emitOn(() => this.#conn, this.#connectedWaiters, name, payload, timeoutMs);
   }
 
   // ---- internals: connecting ------------------------------------------------------------------
@@ -301,6 +313,7 @@ export class EventBridgeClient extends ClientSurface {
     this.#resume.save();
     this.listeners.joined.call(join);
     this.#waiters.resolve(reply.room, join);
+    this.#presenceStates.rejoined(conn.transport, reply.room, () => this.#conn === conn);
     if (conn.allJoined) this.#retry.attempt = 0;
     this.#updateStatus();
   }

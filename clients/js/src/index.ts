@@ -58,6 +58,7 @@ export type {
   Grant,
   JoinReply,
   PresenceMessage,
+  PresenceState,
   Transport,
   TransportEvents,
   TransportFactory,

@@ -1,6 +1,6 @@
 // Promises the application awaits: a room's join (`subscribe`) and a ready connection (`emit`).
 
-import { ConnectionClosedError } from "./errors.js";
+import { ConnectionClosedError, TimeoutError } from "./errors.js";
 import type { JoinInfo } from "./options.js";
 
 /** The pending `subscribe` promises, by room. */
@@ -59,4 +59,15 @@ export class ConnectedWaiters {
   wake(): void {
     for (const wake of [...this.#wakers]) wake();
   }
+}
+
+/** `promise`, or a `TimeoutError` saying `message` if it has not settled within `timeoutMs`. */
+export function within<T>(promise: Promise<T>, timeoutMs: number, message: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new TimeoutError(message)), timeoutMs);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error: unknown) => (clearTimeout(timer), reject(error)),
+    );
+  });
 }

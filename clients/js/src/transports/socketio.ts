@@ -9,6 +9,7 @@ import type {
   SioClientEventAck,
   SioErrorAck,
   SioJoinAck,
+  SioPresenceUpdateAck,
 } from "../generated/schemas.js";
 import { ACTIVITY_FEED } from "../events.js";
 import { ConnectionClosedError, RequestError, TimeoutError } from "../errors.js";
@@ -16,6 +17,7 @@ import type {
   ClientEventAck,
   CloseReason,
   PresenceMessage,
+  PresenceState,
   Transport,
   TransportEvents,
   TransportFactory,
@@ -174,6 +176,16 @@ class SocketIOTransport implements Transport {
   }
 
   emit(name: string, payload: unknown, timeoutMs: number): Promise<ClientEventAck> {
+    return this.#ask(name, payload, timeoutMs) as Promise<SioClientEventAck>;
+  }
+
+  async setPresence(project: string, state: PresenceState | null, timeoutMs: number): Promise<PresenceState | null> {
+    const ack = (await this.#ask("presence-update", { project_id: project, state }, timeoutMs)) as SioPresenceUpdateAck;
+    return ack.state ?? null;
+  }
+
+  /** Emit a request and resolve with its successful acknowledgement. */
+  #ask(name: string, payload: unknown, timeoutMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const socket = this.#socket;
       if (this.#done || !socket || !this.#ready) {
@@ -193,7 +205,7 @@ class SocketIOTransport implements Transport {
         } else if (isErrorAck(ack)) {
           reject(new RequestError(ack.error.code, ack.error.message, name));
         } else {
-          resolve(ack as SioClientEventAck);
+          resolve(ack);
         }
       });
     });

@@ -1,7 +1,7 @@
 // The seam between the client (rooms, offsets, status) and the two wire protocols. A transport
 // only reads and writes frames; it keeps no resume state.
 
-import type { PresenceMember, ResyncNotice, WsAuthenticated } from "../generated/schemas.js";
+import type { PresenceMember, PresenceUpdate, ResyncNotice, WsAuthenticated } from "../generated/schemas.js";
 
 /** A presence message of a project room (docs/clients.md, "Presence"), by its WebSocket name. */
 export type PresenceMessage =
@@ -44,6 +44,9 @@ export interface TransportEvents {
   closed(reason: CloseReason): void;
 }
 
+/** A member's presence state in a project room: a JSON object, or null for none. */
+export type PresenceState = NonNullable<PresenceUpdate["state"]>;
+
 /** A client-event acknowledgement that succeeded. */
 export interface ClientEventAck {
   ok: true;
@@ -58,6 +61,12 @@ export interface Transport {
   leave(room: string): void;
   /** Socket.IO only: a client-originated event, resolved with its ack. */
   emit?(name: string, payload: unknown, timeoutMs: number): Promise<ClientEventAck>;
+  /**
+   * Set (null: clear) this connection's presence state in a joined project room; resolves with
+   * the state the bridge set, rejects with `RequestError` (refused), `TimeoutError` or
+   * `ConnectionClosedError` (optional for transports of your own).
+   */
+  setPresence?(project: string, state: PresenceState | null, timeoutMs: number): Promise<PresenceState | null>;
   /** Close for good; no `closed` report follows. */
   close(): void;
 }

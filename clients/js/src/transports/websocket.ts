@@ -3,11 +3,20 @@
 import type {
   ResyncNotice,
   WsAuthenticated,
+  WsPresenceState,
   WsRequestError,
   WsSubscribed,
 } from "../generated/schemas.js";
+import { ConnectionClosedError, RequestError, TimeoutError } from "../errors.js";
 import { ACTIVITY_FEED } from "../events.js";
-import type { CloseReason, PresenceMessage, Transport, TransportEvents, TransportFactory } from "./types.js";
+import type {
+  CloseReason,
+  PresenceMessage,
+  PresenceState,
+  Transport,
+  TransportEvents,
+  TransportFactory,
+} from "./types.js";
 
 /** The close code of a refused or expired token. */
 export const AUTH_CLOSE_CODE = 4401;
@@ -43,7 +52,9 @@ export function websocketUrl(url: string, path = "/ws"): string {
   return target.href;
 }
 
-type Pending = { type: string; room?: string };
+type Answer = { resolve(state: PresenceState | null): void; reject(error: Error): void };
+/** A request awaiting its reply; `answer` settles a `presence_update` (cleared on timeout). */
+type Pending = { type: string; room?: string; answer?: Answer };
 
 /** The native WebSocket transport. */
 export function websocketTransport(options: WebSocketTransportOptions = {}): TransportFactory {
@@ -115,15 +126,43 @@ class WebSocketTransport implements Transport {
     this.#send({ type: "unsubscribe", ...target }, room);
   }
 
+  setPresence(project: string, state: PresenceState | null, timeoutMs: number): Promise<PresenceState | null> {
+    return new Promise((resolve, reject) => {
+      const socket = this.#socket;
+      if (this.#done || !this.#ready || !socket || socket.readyState !== 1) {
+        reject(new ConnectionClosedError("presence_update not sent: not connected"));
+        return;
+      }
+      const request: Pending = { type: "presence_update" };
+      const timer = setTimeout(() => {
+        request.answer = undefined; // the reply may still come: it stays this request's
+        reject(new TimeoutError(`presence_update not answered within ${timeoutMs} ms`));
+      }, timeoutMs);
+      request.answer = {
+        resolve: (value) => (clearTimeout(timer), resolve(value)),
+        reject: (error) => (clearTimeout(timer), reject(error)),
+      };
+      this.#pending.push(request);
+      socket.send(JSON.stringify({ type: "presence_update", project_id: project, state }));
+    });
+  }
+
   close(): void {
     if (this.#done) return;
     this.#done = true;
     this.#stopPinging();
+    this.#failPending();
     try {
       this.#socket?.close(1000, "client closed");
     } catch {
       // already closing
     }
+  }
+
+  /** Reject the presence requests still waiting: their connection is gone. */
+  #failPending(): void {
+    const error = new ConnectionClosedError("the connection closed before presence_update was answered");
+    for (const request of this.#pending.splice(0)) request.answer?.reject(error);
   }
 
   #send(message: { type: string } & Record<string, unknown>, room?: string): void {
@@ -178,6 +217,9 @@ class WebSocketTransport implements Transport {
       case "unsubscribed":
         this.#pending.shift();
         return;
+      case "presence_state":
+        this.#pending.shift()?.answer?.resolve((frame as unknown as WsPresenceState).state ?? null);
+        return;
       case "request_error": {
         const error = frame as unknown as WsRequestError;
         if (error.request === "auth") {
@@ -186,7 +228,11 @@ class WebSocketTransport implements Transport {
           return;
         }
         const request = this.#pending.shift();
-        if (request?.type === "subscribe" && request.room) {
+        if (request?.type === "presence_update") {
+          const refused = new RequestError(error.code, error.message, "presence_update");
+          if (request.answer) request.answer.reject(refused);
+          else this.events.requestError(error.code, error.message, "presence_update"); // timed out
+        } else if (request?.type === "subscribe" && request.room) {
           this.events.joinRefused(request.room, error.code, error.message);
         } else {
           this.events.requestError(error.code, error.message, error.request ?? request?.type ?? null);
@@ -207,6 +253,7 @@ class WebSocketTransport implements Transport {
     if (this.#done) return;
     this.#done = true;
     this.#stopPinging();
+    this.#failPending();
     let reason: CloseReason;
     if (code === AUTH_CLOSE_CODE) {
       const [head = "auth_required", ...rest] = text.split(": ");

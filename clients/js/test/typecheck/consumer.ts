@@ -1,5 +1,5 @@
 // A typed consumer of the package: `tsc --noEmit` must accept it (test/typecheck.test.mjs).
-import { connect, memoryStore, type BridgeEvent, type EventOf } from "@eventbridge/client";
+import { connect, memoryStore, type BridgeEvent, type EventOf, type PresenceState } from "@eventbridge/client";
 
 const client = connect({ url: "http://127.0.0.1:8000", transport: "socketio", store: memoryStore() });
 client.on("progress_update", (event, meta) => {
@@ -25,3 +25,5 @@ client.onResync(({ room, reason, epoch, offset }) => console.log(room, reason, e
 void client.subscribe({ project: "p1" });
 void client.emit("new-activity", { actor: "alice", action: "commented", priority: "high" });
 void client.emit("step-completed", { project_id: "p1", workflow_id: "w", step_id: "s" });
+void client.setPresence("p1", { editing: "step-3" }).then((state: PresenceState | null) => console.log(state));
+void client.setPresence("p1", null, { timeoutMs: 5000 });
