@@ -42,8 +42,9 @@ def observe_delivery(tally: Tally, event: Event, message: LogMessage) -> None:
     now = time.time()
     occurred = event.occurred_at
     if occurred:
-        tally.routed_at = occurred
-        tally.latency.observe(now - occurred if now > occurred else 0.0)
+        delay = now - occurred if now > occurred else 0.0
+        tally.routed_at, tally.routing_delay, tally.routed_when = occurred, delay, now
+        tally.latency.observe(delay)
     headers = message.headers
     if headers and BROKER_TIMESTAMP_HEADER in headers:
         stamped = broker_timestamp(message)

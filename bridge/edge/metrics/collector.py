@@ -35,6 +35,10 @@ CLOSE_REASONS = (*(str(reason) for reason in CloseReason), AUTH_REFUSED, "client
 JOIN_OUTCOMES = ("live", "memory", "log", *(f"resync_{reason}" for reason in ResyncReason))
 
 
+ROUTING_RECENT_SECONDS = 1.0
+"""The lag in seconds counts the age of routed events only while they were routed this recently."""
+
+
 class BrokerView(Protocol):
     """What the collector reads of the broker side (the log consumer)."""
 
@@ -120,11 +124,18 @@ class BridgeCollector(Collector):
             "Log records delivered to the bridge and not yet handled (at most the prefetch).",
             value=behind,
         )
-        lag = time.time() - tally.routed_at if behind > 0 and tally.routed_at else 0.0
+        # Two views, the larger wins: records delivered and waiting (a stuck reader), and the
+        # age of what is being routed (a busy catch-up, whose reader seldom has records
+        # waiting when a scrape is answered between its batches).
+        now = time.time()
+        waiting = now - tally.routed_at if behind > 0 and tally.routed_at else 0.0
+        recent = now - tally.routed_when < ROUTING_RECENT_SECONDS
         yield GaugeMetricFamily(
             "eventbridge_log_lag_seconds",
-            "While records wait to be handled: how long ago the newest routed event occurred.",
-            value=max(0.0, lag),
+            "How far behind the log the bridge delivers: the age of the newest event routed in "
+            "the last second when it was routed, or while records wait, how long ago the newest "
+            "routed event occurred; 0 when idle.",
+            value=max(0.0, waiting, tally.routing_delay if recent else 0.0),
         )
 
     # -- delivery --------------------------------------------------------------------------
