@@ -63,17 +63,19 @@ class Bench:
     round: int = 0
     """The round being measured (`--rounds`), from 0."""
 
+    def baseline_queue_of(self, number: int) -> str:
+        """The stream queue of baseline A in round `number` (a fresh one each round)."""
+        return f"{self.prefix}.baseline-a" + (f"-{number}" if number else "")
+
     @property
     def baseline_queue(self) -> str:
-        """The stream queue of baseline A in this round (a fresh one each round)."""
-        return f"{self.prefix}.baseline-a" + (f"-{self.round}" if self.round else "")
+        """The stream queue of baseline A in this round."""
+        return self.baseline_queue_of(self.round)
 
     @property
     def baseline_queues(self) -> list[str]:
         """The stream queues of baseline A of every round so far."""
-        return [f"{self.prefix}.baseline-a"] + [
-            f"{self.prefix}.baseline-a-{n}" for n in range(1, self.round + 1)
-        ]
+        return [self.baseline_queue_of(number) for number in range(self.round + 1)]
 
     def pids(self) -> dict[str, int | None]:
         """The processes whose CPU is accounted besides the server under test."""
