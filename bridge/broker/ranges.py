@@ -3,7 +3,6 @@ room's events between two offsets (a resume's catch-up, `bridge.core.resume.Rang
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
@@ -58,13 +57,9 @@ async def read_batches(
                         yield batch
                         return
                 record = reader.ready() if len(batch) < BATCH_MAX else None
-                if record is None and not topped_up:
-                    # One turn of the loop lets the connection parse what the socket already
-                    # holds: batches of about 7 records instead of 3.5 on a long read (more
-                    # turns add nothing), so half the writes to a resuming client.
+                if record is None and not topped_up:  # half the writes to a resuming client
                     topped_up = True
-                    await asyncio.sleep(0)
-                    record = reader.ready()
+                    record = await reader.ready_after_a_turn()
             if batch:
                 yield batch
     raise LogUnavailableError(f"the log could not be read up to offset {upto}")

@@ -156,13 +156,9 @@ class Session:
                             handled += 1
                             record = reader.ready() if handled < BATCH_RECORDS else None
                             if record is None and handled > 1 and not topped_up:
-                                # In a burst, one turn of the loop lets the connection parse
-                                # what the socket already holds, for fewer, larger writes (see
-                                # `bridge.broker.ranges.read_batches`). A lone event is not
-                                # held back.
+                                # A burst: fewer, larger writes. A lone event is not held back.
                                 topped_up = True
-                                await asyncio.sleep(0)
-                                record = reader.ready()
+                                record = await reader.ready_after_a_turn()
             finally:
                 self._on_publisher(None)
                 for task in tasks:

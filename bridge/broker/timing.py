@@ -42,9 +42,8 @@ def observe_delivery(tally: Tally, event: Event, message: LogMessage) -> None:
     now = time.time()
     occurred = event.occurred_at
     if occurred:
-        delay = now - occurred if now > occurred else 0.0
-        tally.routed_at, tally.routing_delay, tally.routed_when = occurred, delay, now
-        tally.latency.observe(delay)
+        tally.routed_at, tally.routed_when = occurred, now
+        tally.latency.observe(now - occurred if now > occurred else 0.0)
     headers = message.headers
     if headers and BROKER_TIMESTAMP_HEADER in headers:
         stamped = broker_timestamp(message)

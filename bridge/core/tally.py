@@ -93,10 +93,9 @@ class Tally:
         """Publish → delivery, from the broker's `timestamp_in_ms` header, where present."""
         self.routed_at = 0.0
         """When the newest routed event occurred (Unix seconds; 0 before the first)."""
-        self.routing_delay = 0.0
-        """How old the newest routed event was when it was routed (seconds, by `occurred_at`)."""
         self.routed_when = 0.0
-        """When the newest routed event was routed (Unix seconds; 0 before the first)."""
+        """When the newest routed event was routed (Unix seconds; 0 before the first): minus
+        `routed_at`, how old it was then."""
         self.joins: dict[str, int] = {}
         """Joins by outcome: `live`, `memory`, `log`, or `resync_<reason>`."""
         self.catchup = Buckets(CATCHUP_BUCKETS)

@@ -129,13 +129,14 @@ class BridgeCollector(Collector):
         # waiting when a scrape is answered between its batches).
         now = time.time()
         waiting = now - tally.routed_at if behind > 0 and tally.routed_at else 0.0
+        routing = tally.routed_when - tally.routed_at  # the newest routed event's age then
         recent = now - tally.routed_when < ROUTING_RECENT_SECONDS
         yield GaugeMetricFamily(
             "eventbridge_log_lag_seconds",
             "How far behind the log the bridge delivers: the age of the newest event routed in "
             "the last second when it was routed, or while records wait, how long ago the newest "
             "routed event occurred; 0 when idle.",
-            value=max(0.0, waiting, tally.routing_delay if recent else 0.0),
+            value=max(0.0, waiting, routing if recent else 0.0),
         )
 
     # -- delivery --------------------------------------------------------------------------
